@@ -1,0 +1,56 @@
+"""Settings: the one place every environment variable is read."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of cleanday, from the environment (or a `.env` file)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".cleanday"), alias="CLEANDAY_DATA_DIR")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    token: str | None = Field(default=None, alias="CLEANDAY_TOKEN")
+    timezone: str = Field(default="UTC", alias="CLEANDAY_TIMEZONE")
+    behaviors_dir: Path = Field(default=Path("behaviors"), alias="CLEANDAY_BEHAVIORS_DIR")
+
+    service_host: str = Field(default="127.0.0.1", alias="CLEANDAY_HOST")
+    service_port: int = Field(default=8765, alias="CLEANDAY_PORT")
+    service_url: str | None = Field(default=None, alias="CLEANDAY_URL")
+
+    temporal_address: str = Field(default="127.0.0.1:7233", alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
+    temporal_ui_port: int = Field(default=8233, alias="TEMPORAL_UI_PORT")
+    task_queue: str = Field(default="cleanday", alias="CLEANDAY_TASK_QUEUE")
+
+    local_provider_port: int = Field(default=8799, alias="CLEANDAY_LOCAL_PROVIDER_PORT")
+    openrouter_base_url: str = Field(
+        default="https://openrouter.ai/api/v1", alias="OPENROUTER_BASE_URL"
+    )
+    openrouter_management_key: str | None = Field(default=None, alias="OPENROUTER_MANAGEMENT_KEY")
+    anthropic_base_url: str = Field(default="https://api.anthropic.com", alias="ANTHROPIC_BASE_URL")
+    notion_base_url: str = Field(default="https://api.notion.com", alias="NOTION_BASE_URL")
+    notion_token: str | None = Field(default=None, alias="NOTION_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    slack_token: str | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ledger.db').resolve()}"
+
+    @property
+    def resolved_service_url(self) -> str:
+        return self.service_url or f"http://{self.service_host}:{self.service_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
