@@ -1,0 +1,26 @@
+"""What a model call returns, shared by the router, step code and the runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Attempt:
+    transport: str
+    model: str
+    status: int | None  # HTTP status, None for a timeout or connection error
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model: str
+    transport: str
+    cost_usd: float
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: float = 0.0
+    fell_back: bool = False
+    attempts: tuple[Attempt, ...] = field(default_factory=tuple)
