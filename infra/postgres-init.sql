@@ -1,0 +1,2 @@
+-- One PostgreSQL for the scale-out stack: the ledger's database beside Temporal's.
+CREATE DATABASE cleanday;
