@@ -252,3 +252,25 @@ def test_prepare_input_redacts_input_for_a_redact_mode_gate_that_scans_input() -
     cleaned = prepare_input(wo, {"from": "ada@example.com", "n": 3})
     assert cleaned == {"from": "[REDACTED:email]", "n": 3}
     assert prepare_input(work_order(), {"from": "ada@example.com"}) == {"from": "ada@example.com"}
+
+
+# failures as Temporal reports them (type name and message)
+
+
+def test_from_failure_maps_temporal_error_types_to_the_right_gate() -> None:
+    budget = GateContext.from_failure("BudgetExceeded", "gate budget failed: cap $1 reached")
+    assert budget.refusal is not None
+    assert (budget.refusal.gate, budget.refusal.reason) == ("budget", "cap $1 reached")
+    policy = GateContext.from_failure("PolicyViolation", "model x blocked")
+    assert policy.refusal is not None and policy.refusal.gate == "policy"
+    assert GateContext.from_failure("RateLimited", "429 x3").rate_limited == 3
+    timeout = GateContext.from_failure("StartToClose", "activity timed out", timeout_class="fast")
+    assert timeout.timed_out and timeout.timeout_class == "fast"
+    other = GateContext.from_failure("ValueError", "bad json", attempts=2)
+    assert (other.error, other.attempts) == ("ValueError: bad json", 2)
+
+
+def test_a_refused_call_fails_only_its_gate_and_the_failure_gate_says_why_it_passed() -> None:
+    report = evaluate(work_order(), None, GateContext.from_failure("BudgetExceeded", "cap"))
+    assert [r.name for r in report.failed] == ["budget"]
+    assert by_name(report)["failure"].reason == "no failure: the budget gate refused the call"

@@ -50,7 +50,16 @@ def test_phone_numbers_are_found(phone: str) -> None:
     assert kinds(f"call {phone} now") == ["phone"]
 
 
-@pytest.mark.parametrize("text", ["on 2026-11-21 at 07:00", "version 1.2.3", "42 posts, 7 days"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "on 2026-11-21 at 07:00",
+        "version 1.2.3",
+        "42 posts, 7 days",
+        "12 500 000 users",
+        "12-345-678",
+    ],
+)
 def test_dates_versions_and_counts_are_not_phone_numbers(text: str) -> None:
     assert kinds(text) == []
 

@@ -71,6 +71,12 @@ def _is_ipv6(text: str) -> bool:
     return True
 
 
+def _is_phone(text: str) -> bool:
+    # Ten digits is the shortest number with an area code; shorter digit groups are
+    # amounts ("12 500 000 users"), not phone numbers.
+    return 10 <= sum(ch.isdigit() for ch in text) <= 15
+
+
 Validator = Callable[[str], bool]
 
 # Order matters: a span claimed by an earlier detector is not reported again by a later one
@@ -98,7 +104,7 @@ BUILTIN: dict[str, tuple[re.Pattern[str], Validator | None]] = {
             r"(?<![\w+-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])"
             r"\d{3,4}[ .-]?\d{3,4}(?![\w-])"
         ),
-        None,
+        _is_phone,
     ),
 }
 
