@@ -3,6 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cleanday.errors import ConfigError
 from cleanday.gates import GateContext, evaluate
@@ -133,3 +135,69 @@ def test_input_is_scanned_only_when_configured() -> None:
 def test_input_findings_fail_even_in_redact_mode_because_the_model_already_saw_them() -> None:
     report, result = gate("fine", mode="redact", input={"ip": "10.0.0.1"}, scan_input=True)
     assert report.blocked and not result.passed
+
+
+def _with_check_digit(body: str) -> str:
+    for d in "0123456789":
+        if luhn_valid(body + d):
+            return body + d
+    raise AssertionError("no check digit")
+
+
+@given(st.text(alphabet="0123456789", min_size=12, max_size=18))
+def test_any_luhn_valid_card_length_number_is_found(body: str) -> None:
+    number = _with_check_digit(body)
+    assert kinds(f"pay {number} today", kinds=["card"]) == ["card"]
+    # changing one digit breaks the checksum
+    broken = number[:-1] + str((int(number[-1]) + 1) % 10)
+    assert kinds(f"pay {broken} today", kinds=["card"]) == []
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "ada@example.com",
+                "555-867-5309",
+                "123-45-6789",
+                "10.1.2.3",
+                "2001:db8::1",
+                "4111 1111 1111 1111",
+                "plain words",
+                "order 42",
+                " ",
+                "\n",
+            ]
+        ),
+        max_size=8,
+    )
+)
+def test_redacted_text_holds_nothing_more_to_redact(parts: list[str]) -> None:
+    scanner = Scanner()
+    text = " ".join(parts)
+    redacted, _ = scanner.redact_text(text)
+    assert scanner.scan(redacted) == []
+    assert scanner.redact_text(redacted)[0] == redacted
+
+
+def test_a_card_next_to_other_numbers_is_still_found_whole() -> None:
+    scanner = Scanner()
+    text = "order 42 555-867-5309 4111 1111 1111 1111"
+    assert [(f.kind, f.text) for f in scanner.scan(text)] == [
+        ("phone", "555-867-5309"),
+        ("card", "4111 1111 1111 1111"),
+    ]
+
+
+def test_a_list_of_small_numbers_is_not_a_card() -> None:
+    # 4 1 1 1 ... is Luhn-valid as one digit string, but nobody writes a card that way
+    assert kinds("counts: 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1", kinds=["card"]) == []
+
+
+def test_a_megabyte_of_ordinary_text_scans_in_well_under_a_few_seconds() -> None:
+    import time
+
+    text = "lorem ipsum dolor sit amet, 2026-11-21 version 1.2.3 " * 20000
+    started = time.perf_counter()
+    assert Scanner().scan(text) == []
+    assert time.perf_counter() - started < 5

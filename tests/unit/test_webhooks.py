@@ -119,3 +119,8 @@ def test_the_replay_store_forgets_signatures_older_than_it_needs() -> None:
     assert not seen.add_if_new("a", 1000)
     assert seen.add_if_new("b", 1000 + 601)
     assert len(seen) == 1  # "a" could no longer verify, so it was dropped
+
+
+def test_a_naive_now_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        verify(SECRET, sign(SECRET, BODY, TS), BODY, datetime(2026, 11, 21), MemorySeenSignatures())
