@@ -12,7 +12,9 @@ from cleanday.webhooks import (
     sign,
     signature_for,
     verify,
+    verify_for,
 )
+from cleanday.workorder import WebhookTrigger
 
 SECRET = b"test-canary-3f9a"
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -124,3 +126,24 @@ def test_the_replay_store_forgets_signatures_older_than_it_needs() -> None:
 def test_a_naive_now_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         verify(SECRET, sign(SECRET, BODY, TS), BODY, datetime(2026, 11, 21), MemorySeenSignatures())
+
+
+def test_verify_for_takes_the_limits_from_the_work_orders_trigger() -> None:
+    trigger = WebhookTrigger(
+        type="webhook", secret_ref="env:X", max_body_bytes=10, tolerance_seconds=60
+    )
+    with pytest.raises(WebhookRejected) as big:
+        verify_for(trigger, SECRET, sign(SECRET, BODY, TS), BODY, NOW, MemorySeenSignatures())
+    assert big.value.status == 413
+    small = b"{}"
+    with pytest.raises(WebhookRejected) as stale:
+        verify_for(
+            trigger, SECRET, sign(SECRET, small, TS - 61), small, NOW, MemorySeenSignatures()
+        )
+    assert stale.value.status == 401
+    assert (
+        verify_for(
+            trigger, SECRET, sign(SECRET, small, TS - 59), small, NOW, MemorySeenSignatures()
+        ).timestamp
+        == TS - 59
+    )
