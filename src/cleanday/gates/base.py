@@ -33,7 +33,9 @@ class GateContext:
     - `attempts`: how many attempts the run (or its last model call) made.
     - `rate_limited`: consecutive 429 answers that ended the run (3 = the documented failure).
     - `timed_out` / `timeout_class` / `timeout_s`: the run ran out of its timeout class.
-    - `input`: the run's input, scanned by sensitive_info when its `scan_input` option is on.
+    - `input`: the run's input as the step saw it (after `cleanday.gates.prepare_input`),
+      scanned by sensitive_info when its `scan_input` option is on. Pass it on every run, not
+      only failed ones, or input scanning has nothing to scan.
     """
 
     refusal: Refusal | None = None
