@@ -88,3 +88,7 @@ class WebhookRejected(CleandayError):
         self.status = status
         self.reason = reason
         super().__init__(reason)
+
+
+class SinkError(CleandayError):
+    """A sink could not perform an action (bad target, unwritable data directory, ...)."""

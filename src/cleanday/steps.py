@@ -47,3 +47,13 @@ class StepResult:
     actions: list[Action] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     completions: list[Completion] = field(default_factory=list)
+
+
+def tier_summary(tier: Tier, *, proposed: str, staged: str, done: str) -> str:
+    """The run's summary as its tier makes it true: what was proposed (A), staged for release (B),
+    or done (C and Wings) — a report, not reassurance."""
+    if tier is Tier.A:
+        return proposed
+    if tier is Tier.B:
+        return staged
+    return done
