@@ -429,6 +429,25 @@ def test_under_break_an_idle_week_loses_the_promotion() -> None:
     assert history.state(SUNDAY + 30 * DAY).tier is Tier.A
 
 
+def test_a_decision_naming_any_day_of_the_week_counts_for_that_weeks_sunday() -> None:
+    history = candidate_by_sunday()
+    history.decide(SUNDAY - 3 * DAY, "promote", when=history.local(SUNDAY, 9))
+    assert history.state(SUNDAY + DAY).tier is Tier.B
+
+
+def test_replaying_history_under_another_policy_is_calling_the_same_function() -> None:
+    history = History()
+    for d in range(7):
+        history.run(MONDAY + d * DAY, anomalies=["fallback"] if d == 3 else [])
+    history.decide(SUNDAY, "promote")
+    strict = history.state(SUNDAY + DAY)
+    lenient_policy = Policy(counted_anomalies=frozenset({"cost"}))
+    monday_after = day_start(SUNDAY + DAY, history.tz)
+    lenient = compute_state(history.behavior, history.entries, lenient_policy, monday_after)
+    assert (strict.tier, strict.clean_days) == (Tier.A, 3)
+    assert lenient.tier is Tier.B
+
+
 # --- quarantine, pause, resume, retire ---------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from cleanday.domain import (
     Status,
     Tier,
 )
-from cleanday.ladder import Accumulator, apply, compute_state, fold_order, initial, view
+from cleanday.ladder import Accumulator, apply, compute_state, fold, fold_order, initial, view
 from tests.unit.ladder_history import BEHAVIOR, at
 
 DAY = timedelta(days=1)
@@ -253,12 +254,14 @@ def test_incremental_fold_equals_compute_state(s: Scenario, data: st.DataObject)
     for i, entry in enumerate(ordered):
         acc = apply(acc, entry, s.policy)
         if data.draw(st.booleans()):
-            acc = Accumulator.from_json(acc.to_json())  # the store keeps it as JSON
+            acc = Accumulator.from_json(json.loads(json.dumps(acc.to_json())))  # as stored
         # look at the state some time after this entry, before the next one arrives
         now = entry.at.astimezone(UTC) + data.draw(st.sampled_from([timedelta(0), DAY / 3, DAY]))
         if i + 1 == len(ordered) or now < ordered[i + 1].at:
             assert view(acc, s.policy, now) == compute_state(BEHAVIOR, ordered, s.policy, now)
     assert view(acc, s.policy, s.now) == state(s)
+    # a rebuild from every entry, duplicates and all, lands on the very same accumulator
+    assert fold(BEHAVIOR, [*s.entries, *reversed(s.entries)], s.policy).to_json() == acc.to_json()
 
 
 # --- an independent, day-by-day reference model ------------------------------------------
