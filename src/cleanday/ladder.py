@@ -34,8 +34,8 @@ Two ways in, with the same result:
   each new entry, `view(acc, policy, now)`. `apply` costs O(1) amortized and `view` O(1) plus
   the number of pending decisions; neither re-reads history. `apply` never mutates the
   accumulator it is given. It expects entries in fold order, each once: an entry that sorts
-  before the last one applied raises `OutOfOrderEntry`, and the store then recomputes with
-  `compute_state` from all entries (rare: a run report that arrives after a later entry).
+  before the last one applied raises `OutOfOrderEntry`, and the store then rebuilds with
+  `fold` from all entries (rare: a run report that arrives after a later entry).
   `Accumulator.to_json()` / `Accumulator.from_json()` let the store keep the accumulator in
   its materialized state row. An accumulator belongs to the policy it was folded under; a
   different policy (a replay) starts from `initial` again.
