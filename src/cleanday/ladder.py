@@ -550,12 +550,16 @@ def _tier_change_to_json(change: TierChange) -> dict[str, Any]:
     }
 
 
+# A plain dict lookup: Enum.__call__ dominated from_json when a state row is read per report.
+_TIER_BY_VALUE = {t.value: t for t in Tier}
+
+
 def _tier_change_from_json(data: dict[str, Any]) -> TierChange:
     return TierChange(
         behavior=data["behavior"],
         at=datetime.fromisoformat(data["at"]),
-        from_tier=Tier(data["from_tier"]),
-        to_tier=Tier(data["to_tier"]),
+        from_tier=_TIER_BY_VALUE[data["from_tier"]],
+        to_tier=_TIER_BY_VALUE[data["to_tier"]],
         cause=data["cause"],
         gate=data.get("gate"),
         reason=data.get("reason"),
