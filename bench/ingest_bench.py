@@ -51,7 +51,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, port: int, workers: int, log: Any) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "CLEANDAY_DATA_DIR": str(data_dir),
@@ -65,7 +65,7 @@ def start_server(data_dir: Path, port: int, workers: int) -> subprocess.Popen[by
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
         "--no-access-log", "--workers", str(workers),
     ]  # fmt: skip
-    return subprocess.Popen(cmd, env=env)
+    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 async def wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
@@ -82,8 +82,10 @@ async def wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -
     raise SystemExit("the service did not answer within 30 s")
 
 
-def report(i: int, behaviors: int, now: datetime) -> dict[str, Any]:
-    finished = now - timedelta(seconds=(i * 7) % 86_400)
+def report(i: int, behaviors: int) -> dict[str, Any]:
+    # a run reports as it finishes, so finish times follow report order (a report older than
+    # what the ledger has folded for that behavior would force a refold of its history)
+    finished = datetime.now(UTC)
     return {
         "behavior": f"bench_{i % behaviors:04d}",
         "run_id": f"bench-run-{i:08d}",
@@ -107,14 +109,14 @@ def report(i: int, behaviors: int, now: datetime) -> dict[str, Any]:
 
 
 async def post_reports(
-    client: httpx.AsyncClient, n: int, behaviors: int, concurrency: int, now: datetime
+    client: httpx.AsyncClient, n: int, behaviors: int, concurrency: int
 ) -> dict[int, int]:
     counts: dict[int, int] = {}
     queue = iter(range(n))
 
     async def worker() -> None:
         for i in queue:  # the shared iterator hands each index to exactly one worker
-            r = await client.post("/api/v1/runs", json=report(i, behaviors, now))
+            r = await client.post("/api/v1/runs", json=report(i, behaviors))
             counts[r.status_code] = counts.get(r.status_code, 0) + 1
             if r.status_code not in (200, 201):
                 raise SystemExit(f"report {i} refused: {r.status_code} {r.text}")
@@ -126,7 +128,9 @@ async def post_reports(
 async def run(args: argparse.Namespace) -> None:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="cleanday-ingest-") as tmp:
-        proc = start_server(Path(tmp), port, args.workers)
+        log_path = Path(tmp) / "server.log"
+        log = log_path.open("wb")
+        proc = start_server(Path(tmp), port, args.workers, log)
         limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=64)
         headers = {"Authorization": f"Bearer {TOKEN}"}
         try:
@@ -138,17 +142,21 @@ async def run(args: argparse.Namespace) -> None:
                     r = await client.post("/api/v1/behaviors", json={"work_order": work_order(i)})
                     if r.status_code not in (200, 201):
                         raise SystemExit(f"registration refused: {r.status_code} {r.text}")
-                now = datetime.now(UTC)
                 started = time.perf_counter()
-                counts = await post_reports(
-                    client, args.reports, args.behaviors, args.concurrency, now
-                )
+                counts = await post_reports(client, args.reports, args.behaviors, args.concurrency)
                 elapsed = time.perf_counter() - started
                 # idempotency spot check: a repeat of an already reported run is a 200
-                again = await client.post("/api/v1/runs", json=report(0, args.behaviors, now))
-        finally:
+                again = await client.post("/api/v1/runs", json=report(0, args.behaviors))
+        except BaseException:
             proc.terminate()
             proc.wait(timeout=10)
+            log.close()
+            print("service log (tail):", file=sys.stderr)
+            print(log_path.read_text(errors="replace")[-4000:], file=sys.stderr)
+            raise
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
     rate = args.reports / elapsed
     print(
         f"ingest: {args.reports} run reports to {args.behaviors} behaviors, concurrency "
@@ -160,6 +168,27 @@ async def run(args: argparse.Namespace) -> None:
         raise SystemExit("ingest benchmark: the ledger did not count every report exactly once")
 
 
+def in_process(n: int, behaviors: int) -> float:
+    """Reports/second calling LedgerService.report_run directly: the ledger's own cost, with
+    HTTP, JSON and the client taken out (one SQLite transaction per report)."""
+    from cleanday.config import Settings
+    from cleanday.ledger import RunReport
+    from cleanday.service.app import build_service
+    from cleanday.workorder import parse_work_order
+
+    sys.path.insert(0, str(HERE))  # for the behaviors' entry point
+    with tempfile.TemporaryDirectory(prefix="cleanday-ingest-") as tmp:
+        service = build_service(Settings(CLEANDAY_DATA_DIR=tmp))
+        for i in range(behaviors):
+            service.register_work_order(parse_work_order(work_order(i), "bench"), "bench")
+        started = time.perf_counter()
+        for i in range(n):
+            service.report_run(RunReport.model_validate(report(i, behaviors)))
+        elapsed = time.perf_counter() - started
+        service.engine.dispose()
+    return n / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", type=int, default=20_000)
@@ -167,10 +196,17 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--quick", action="store_true", help="2,000 reports to 10 behaviors")
+    parser.add_argument(
+        "--in-process", action="store_true", help="also time report_run without HTTP"
+    )
     args = parser.parse_args()
     if args.quick:
         args.reports, args.behaviors = 2_000, 10
     asyncio.run(run(args))
+    if args.in_process:
+        n = min(args.reports, 1_000)
+        rate = in_process(n, args.behaviors)
+        print(f"in process: {n} LedgerService.report_run calls, SQLite: {rate:,.0f} reports/s")
 
 
 if __name__ == "__main__":
