@@ -171,10 +171,19 @@ def register(
         files = [path]
     else:
         raise typer.BadParameter(f"{path} does not exist", param_hint="PATH")
+    failed = 0
     with _service() as service:
         for file in files:
-            result = service.register(file)
-            typer.echo(f"{result.name}: {result.status.replace('_', ' ')} - {result.message}")
+            try:
+                result = service.register(file)
+            except CleandayError as exc:
+                # one bad file does not stop the others; the exit code still says it failed
+                typer.echo(f"error: {exc}", err=True)
+                failed += 1
+                continue
+            typer.echo(result.message)
+    if failed:
+        raise typer.Exit(1)
 
 
 @ledger_app.callback(invoke_without_command=True)
@@ -200,8 +209,15 @@ def ledger_close_day(
     settings = _settings()
     d = _parse_date(day, "--date") if day else _today(settings) - timedelta(days=1)
     with _service() as service:
-        result = to_jsonable(service.close_day(d))
-    typer.echo(f"day {d.isoformat()} closed: {json.dumps(result)}")
+        result = service.close_day(d)
+    if result.already_closed:
+        typer.echo(f"day {d.isoformat()} was already closed; nothing changed")
+        return
+    typer.echo(
+        f"day {d.isoformat()} closed: {result.behaviors} behavior(s) refreshed, "
+        f"{result.entries_folded} entries folded, demoted: {', '.join(result.demoted) or 'none'}, "
+        f"quarantined: {', '.join(result.quarantined) or 'none'}"
+    )
 
 
 @ledger_app.command("verify")
@@ -360,8 +376,14 @@ def review_close(
     """Close a Sunday review: promote each candidate marked Promote (idempotent)."""
     sunday = _parse_sunday(week, "--week")
     with _service() as service:
-        result = to_jsonable(service.close_sunday(sunday))
-    typer.echo(f"review {sunday.isoformat()} closed: {json.dumps(result)}")
+        result = service.close_sunday(sunday)
+    if result.already_closed:
+        typer.echo(f"the review of {sunday.isoformat()} was already closed; nothing changed")
+        return
+    typer.echo(
+        f"review {sunday.isoformat()} closed: promoted: {', '.join(result.promoted) or 'none'}; "
+        f"held: {', '.join(result.held) or 'none'}"
+    )
 
 
 def main() -> None:

@@ -331,3 +331,14 @@ def test_the_openapi_document_describes_the_run_report(client: TestClient) -> No
     assert set(schema["properties"]["outcome"]["enum"]) >= {"succeeded", "failed", "blocked"}
     assert "bearer" in str(doc["components"]["securitySchemes"]).lower()
     assert "/api/v1/permits" in doc["paths"]
+
+
+def test_the_app_runs_the_ledger_clocks_in_its_lifespan_when_asked(service: Any) -> None:
+    st = Settings(CLEANDAY_TOKEN=TOKEN, CLEANDAY_SCHEDULER=True)
+    app = create_app(st, service)
+    with TestClient(app):
+        scheduler = app.state.scheduler
+        assert scheduler.running
+        ids = {job.id for job in scheduler.get_jobs()}
+        assert {"cleanday.day_close", "cleanday.review_post", "cleanday.sunday_close"} <= ids
+    assert not scheduler.running

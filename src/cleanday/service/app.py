@@ -72,12 +72,13 @@ def create_app(
             return
         from cleanday.scheduler import start_scheduler
 
-        sched = start_scheduler(ledger, settings)
+        # the jobs read the ledger's own clock, so an injected clock drives them too
+        sched = start_scheduler(ledger, settings, clock=ledger.clock)
         app.state.scheduler = sched
         try:
             yield
         finally:
-            sched.shutdown(wait=False)
+            sched.shutdown(wait=True)  # let a running close finish its transaction
 
     app = FastAPI(
         title="cleanday ledger service",
