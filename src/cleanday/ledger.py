@@ -24,7 +24,8 @@ from sqlalchemy.engine import Engine
 
 from cleanday import chain, clock, ladder, store
 from cleanday.chain import ChainProblem, NewEntry, VerifyResult, canonical_time
-from cleanday.db import write_connection
+from cleanday.config import Settings, get_settings
+from cleanday.db import make_engine, migrate, write_connection
 from cleanday.domain import (
     BehaviorState,
     Decision,
@@ -246,6 +247,8 @@ class _Fold:
     applied: int = 0  # entries folded in now
 
 
+_VERBS = {EntryKind.PAUSED: "pause", EntryKind.RESUMED: "resume", EntryKind.RETIRED: "retire"}
+
 _BASE_STATE_COLS = (
     "tier",
     "status",
@@ -268,6 +271,21 @@ class LedgerService:
         self.engine = engine
         self.policy = policy or Policy()
         self.clock = clock or (lambda: datetime.now(UTC))
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        url: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> LedgerService:
+        """The ledger of these settings: engine on the configured database, migrated to head,
+        policy in the configured time zone."""
+        settings = settings or get_settings()
+        engine = make_engine(url, settings=settings)
+        migrate(engine)
+        return cls(engine, Policy(timezone=settings.timezone), clock)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -430,6 +448,27 @@ class LedgerService:
         if fold.last_change_at is None or change.at > fold.last_change_at:
             fold.last_change_at = change.at
 
+    def _link_runs(self, outbox: Sequence[dict[str, Any]], conn: Connection) -> None:
+        """Give alerts about a run its Temporal workflow id, so the alert can link to the run."""
+        need = {
+            o["payload"]["run_id"]: o
+            for o in outbox
+            if o["payload"].get("run_id") and "workflow_id" not in o["payload"]
+        }
+        if not need:
+            return
+        found = dict(
+            conn.execute(
+                sa.select(T_RUNS.c.run_id, T_RUNS.c.workflow_id).where(
+                    T_RUNS.c.run_id.in_(list(need))
+                )
+            ).all()
+        )
+        for o in outbox:
+            run_id = o["payload"].get("run_id")
+            if run_id in found and "workflow_id" not in o["payload"]:
+                o["payload"]["workflow_id"] = found[run_id]
+
     def _refold(self, conn: Connection, name: str, policy: Policy) -> tuple[Any, int]:
         entries = store.primitive_entries(conn, name)
         acc = ladder.initial(name)
@@ -442,6 +481,7 @@ class LedgerService:
     ) -> chain.Head:
         derived = [d for f in folds for d in f.derived]
         head, _ = chain.append(conn, head, derived, now)
+        self._link_runs([o for f in folds for o in f.outbox], conn)
         store.add_outbox(conn, [o for f in folds for o in f.outbox], now)
         with_acc = [f for f in folds if f.acc_changed]
         without_acc = [f for f in folds if not f.acc_changed]
@@ -502,7 +542,7 @@ class LedgerService:
 
     def _row(self, conn: Connection, name: str) -> BehaviorRow:
         query = (
-            sa.select(T_STATES, T_BEHAVIORS.c.version, T_BEHAVIORS.c.preset_version)
+            sa.select(*_row_columns())
             .join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
             .where(T_STATES.c.behavior == name)
         )
@@ -647,7 +687,7 @@ class LedgerService:
     def list_behaviors(self) -> list[BehaviorRow]:
         """Every behavior's cached state (no folding), by name."""
         query = (
-            sa.select(T_STATES, T_BEHAVIORS.c.version, T_BEHAVIORS.c.preset_version)
+            sa.select(*_row_columns())
             .join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
             .order_by(T_STATES.c.behavior)
         )
@@ -1004,10 +1044,7 @@ class LedgerService:
             head = chain.lock_head(conn, now)
             state = self._view(conn, name, now)
             if state.status not in allowed:
-                raise DecisionError(
-                    f"cannot {kind.value.removesuffix('d').removesuffix('e')} {name}: "
-                    f"it is {state.status.value}"
-                )
+                raise DecisionError(f"cannot {_VERBS[kind]} {name}: it is {state.status.value}")
             data = {"by": by, **({"reason": reason} if reason else {})}
             fact = NewEntry(name, kind.value, now, f"{kind.value}:{uuid.uuid4().hex}", data)
             self._commit_facts(conn, name, [fact], now, head=head)
@@ -1041,7 +1078,7 @@ class LedgerService:
         """Active candidates from the cached state (no folding); with `week`, each row carries
         the latest decision recorded for that week's review."""
         query = (
-            sa.select(T_STATES, T_BEHAVIORS.c.version, T_BEHAVIORS.c.preset_version)
+            sa.select(*_row_columns())
             .join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
             .where(T_STATES.c.candidate.is_(True), T_STATES.c.status == Status.ACTIVE.value)
             .order_by(T_STATES.c.behavior)
@@ -1414,8 +1451,29 @@ def _report_message(report: RunReport, row: BehaviorRow, fold: _Fold) -> str:
     return "; ".join(parts)
 
 
+def _row_columns() -> list[Any]:
+    """What a Pane of Glass row needs (never the accumulator, which only the fold reads)."""
+    s = T_STATES.c
+    return [
+        s.behavior,
+        s.tier,
+        s.status,
+        s.clean_days,
+        s.candidate,
+        s.last_gate_failure,
+        s.last_failure_gate,
+        s.last_failure_reason,
+        s.tier_since,
+        s.updated_at,
+        T_BEHAVIORS.c.version,
+        T_BEHAVIORS.c.preset_version,
+    ]
+
+
 def _behavior_row(r: Any) -> BehaviorRow:
-    return BehaviorRow(
+    # built from typed columns, so validation would only repeat what the schema guarantees;
+    # skipping it keeps listing 10,000 behaviors cheap
+    return BehaviorRow.model_construct(
         name=r.behavior,
         tier=Tier(r.tier),
         status=Status(r.status),
@@ -1428,4 +1486,5 @@ def _behavior_row(r: Any) -> BehaviorRow:
         version=r.version,
         preset_version=r.preset_version,
         updated_at=r.updated_at,
+        decision=None,
     )

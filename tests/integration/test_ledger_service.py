@@ -485,3 +485,130 @@ def test_run_report_rejects_naive_timestamps() -> None:
                 "cost_usd": 0,
             }
         )
+
+
+def test_a_late_run_report_older_than_later_entries_is_folded_in_its_place(
+    svc: LedgerService, clock: FakeClock, tmp_path: Path
+) -> None:
+    _register(svc, tmp_path)
+    clock.set(at("2026-11-11", 12))
+    svc.report_run(report("tagger", "r-11", at("2026-11-11", 12)))
+    # the run of the 10th arrives after the run of the 11th, and it failed a gate
+    svc.report_run(report("tagger", "r-10", at("2026-11-10", 12), failed_gate="schema"))
+    clock.set(at("2026-11-12", 0, 5))
+    svc.close_day(date(2026, 11, 11))
+    [row] = svc.list_behaviors()
+    assert row.last_gate_failure == date(2026, 11, 10)
+    assert row.clean_days == 1  # the 11th, clean, after the failure of the 10th
+    assert svc.rebuild().differences == []
+
+
+def test_concurrent_reports_serialize_into_one_intact_chain(
+    svc: LedgerService, clock: FakeClock, tmp_path: Path
+) -> None:
+    import threading
+
+    _register(svc, tmp_path)
+    _register(svc, tmp_path, "poster")
+    clock.set(at("2026-11-09", 18))
+    errors: list[BaseException] = []
+
+    def worker(name: str, k: int) -> None:
+        try:
+            for i in range(8):
+                svc.report_run(report(name, f"{name}-{k}-{i}", at("2026-11-09", 12, i)))
+                svc.report_run(report(name, f"{name}-{k}-{i}", at("2026-11-09", 12, i)))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=worker, args=(n, k)) for n in ("tagger", "poster") for k in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    result = svc.verify()
+    assert result.ok, result.summary()
+    assert result.entries == 2 + 32
+    assert svc.rebuild().differences == []
+
+
+def test_a_demotion_alert_links_to_the_temporal_run(
+    svc: LedgerService, engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    _register(svc, tmp_path)
+    clock.set(at("2026-11-09", 9))
+    svc.override("tagger", "trusted", tier=Tier.WINGS)
+    svc.report_run(report("tagger", "r1", at("2026-11-09", 10), failed_gate="budget"))
+    with engine.connect() as conn:
+        payload = conn.execute(
+            sa.select(T_OUTBOX.c.payload).where(T_OUTBOX.c.kind == "demotion_alert")
+        ).scalar_one()
+    assert (payload["from"], payload["to"], payload["workflow_id"]) == ("Wings", "C", "wf-r1")
+
+
+def test_pausing_a_paused_behavior_says_why_it_cannot(
+    svc: LedgerService, clock: FakeClock, tmp_path: Path
+) -> None:
+    _register(svc, tmp_path)
+    svc.pause("tagger")
+    with pytest.raises(DecisionError, match="cannot pause tagger: it is paused"):
+        svc.pause("tagger")
+
+
+def test_an_idle_day_breaks_the_streak_of_a_behavior_whose_work_order_says_so(
+    svc: LedgerService, clock: FakeClock, tmp_path: Path
+) -> None:
+    _register(svc, tmp_path, idle_days="break")
+    _register(svc, tmp_path, "poster")
+    _clean_days(svc, clock, ["tagger", "poster"], date(2026, 11, 9), 2)
+    assert {r.name: r.clean_days for r in svc.list_behaviors()} == {"poster": 2, "tagger": 2}
+    clock.set(at("2026-11-12", 0, 5))
+    result = svc.close_day(date(2026, 11, 11))  # nobody ran on the 11th
+    assert result.behaviors == 1  # only the behavior an idle day can change is touched
+    assert {r.name: r.clean_days for r in svc.list_behaviors()} == {"poster": 2, "tagger": 0}
+
+
+def test_posting_the_review_twice_queues_its_rows_once(
+    svc: LedgerService, engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    _register(svc, tmp_path)
+    _clean_days(svc, clock, "tagger", date(2026, 11, 9), 7)
+    clock.set(at("2026-11-22", 8))
+    assert [r.name for r in svc.post_review(SUNDAY)] == ["tagger"]
+    svc.post_review(SUNDAY)
+    assert _count(engine, T_OUTBOX, T_OUTBOX.c.kind == "review_row") == 1
+    assert _count(engine, T_OUTBOX, T_OUTBOX.c.kind == "review_summary") == 1
+
+
+def test_verify_through_the_service_names_a_tampered_run_report(
+    svc: LedgerService, engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    _register(svc, tmp_path)
+    _clean_days(svc, clock, "tagger", date(2026, 11, 9), 2)
+    with write_connection(engine) as conn:
+        seq = conn.execute(
+            sa.select(T_ENTRIES.c.seq).where(T_ENTRIES.c.key == "run:tagger-2026-11-10")
+        ).scalar_one()
+        conn.execute(
+            sa.update(T_ENTRIES).where(T_ENTRIES.c.seq == seq).values(data={"outcome": "fine"})
+        )
+    result = svc.verify()
+    assert [(p.seq, p.behavior, p.kind) for p in result.problems] == [
+        (seq, "tagger", "run_reported")
+    ]
+    assert f"seq {seq} (tagger, run_reported)" in result.summary()
+
+
+def test_open_builds_a_migrated_ledger_from_settings(tmp_path: Path) -> None:
+    from cleanday.config import Settings
+    from cleanday.db import current_revision
+
+    settings = Settings(CLEANDAY_DATA_DIR=tmp_path / "data", CLEANDAY_TIMEZONE="Europe/Berlin")
+    svc = LedgerService.open(settings)
+    assert (tmp_path / "data" / "ledger.db").exists()
+    assert current_revision(svc.engine) == "0001_ledger"
+    assert svc.policy.timezone == "Europe/Berlin"
+    svc.engine.dispose()
