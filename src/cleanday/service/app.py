@@ -48,14 +48,8 @@ def status_for(exc: CleandayError) -> int:
 
 
 def build_service(settings: Settings) -> LedgerService:
-    """A LedgerService over the database the settings name (SQLite file by default), with its
-    schema brought up to date (an Alembic upgrade is a no-op on a current database)."""
-    from cleanday.db import make_engine, migrate
-    from cleanday.domain import Policy
-
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    return LedgerService(engine, policy=Policy(timezone=settings.timezone))
+    """The ledger of these settings: DATABASE_URL or the data dir's SQLite, migrated to head."""
+    return LedgerService.open(settings)
 
 
 def create_app(
