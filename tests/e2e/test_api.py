@@ -342,3 +342,49 @@ def test_the_app_runs_the_ledger_clocks_in_its_lifespan_when_asked(service: Any)
         ids = {job.id for job in scheduler.get_jobs()}
         assert {"cleanday.day_close", "cleanday.review_post", "cleanday.sunday_close"} <= ids
     assert not scheduler.running
+
+
+def test_an_approved_proposal_at_a_gets_a_permit_and_a_rejected_one_does_not(
+    client: TestClient,
+) -> None:
+    register(client, "alpha")
+    finished = REGISTERED_AT + timedelta(hours=1)
+    proposals = run_report(
+        "alpha", "run-1", finished, outcome="proposed", items=[{"id": "p1"}, {"id": "p2"}]
+    )
+    assert client.post("/api/v1/runs", json=proposals, headers=AUTH).status_code == 201
+    approved = client.post(
+        "/api/v1/behaviors/alpha/batch/approve", json={"items": ["p1"]}, headers=AUTH
+    )
+    assert approved.status_code == 200 and approved.json()["result"]["items"] == ["p1"]
+    rejected = client.post(
+        "/api/v1/behaviors/alpha/batch/reject", json={"items": ["p2"], "reason": "off topic"},
+        headers=AUTH,
+    )  # fmt: skip
+    assert rejected.status_code == 200
+    ask = {"behavior": "alpha", "run_id": "run-1"}
+    assert client.post("/api/v1/permits", json=ask | {"item_id": "p1"}, headers=AUTH).json()[
+        "granted"
+    ]
+    denied = client.post("/api/v1/permits", json=ask | {"item_id": "p2"}, headers=AUTH)
+    assert denied.status_code == 403 and "p2" in denied.json()["detail"]
+    no_reason = client.post(
+        "/api/v1/behaviors/alpha/batch/reject", json={"items": None}, headers=AUTH
+    )
+    assert no_reason.status_code == 422 and "reason" in no_reason.json()["detail"]
+
+
+def test_a_staged_item_at_b_acts_only_once_released(client: TestClient) -> None:
+    register(client, "alpha")
+    forced = {"reason": "trusted by hand", "kind": "forced_tier", "tier": "B"}
+    client.post("/api/v1/behaviors/alpha/override", json=forced, headers=AUTH)
+    staged = run_report(
+        "alpha", "run-1", REGISTERED_AT + timedelta(hours=1), outcome="staged",
+        items=[{"id": "s1"}],
+    )  # fmt: skip
+    assert client.post("/api/v1/runs", json=staged, headers=AUTH).status_code == 201
+    ask = {"behavior": "alpha", "run_id": "run-1", "item_id": "s1"}
+    assert client.post("/api/v1/permits", json=ask, headers=AUTH).status_code == 403
+    released = client.post("/api/v1/behaviors/alpha/staged/s1/release", headers=AUTH)
+    assert released.status_code == 200, released.text
+    assert client.post("/api/v1/permits", json=ask, headers=AUTH).status_code == 200
