@@ -227,9 +227,7 @@ def test_a_paused_behavior_gets_no_permit_until_resumed(client: TestClient) -> N
     register(client, "alpha")
     forced = {"reason": "trusted by hand", "kind": "forced_tier", "tier": "C"}
     client.post("/api/v1/behaviors/alpha/override", json=forced, headers=AUTH)
-    assert client.post("/api/v1/behaviors/alpha/pause", headers=AUTH).json()["state"]["status"] == (
-        "paused"
-    )
+    assert client.post("/api/v1/behaviors/alpha/pause", headers=AUTH).json()["status"] == "paused"
     ask = {"behavior": "alpha", "run_id": "run-2"}
     assert client.post("/api/v1/permits", json=ask, headers=AUTH).status_code == 403
     client.post("/api/v1/behaviors/alpha/resume", headers=AUTH)
@@ -314,7 +312,7 @@ def test_behavior_detail_history_and_pane_json_agree(client: TestClient) -> None
     register(client, "alpha")
     detail = client.get("/api/v1/behaviors/alpha").json()
     assert detail["state"]["tier"] == "A"
-    assert detail["work_order"]["key"]["ref"] == "env:KEY_ALPHA"
+    assert detail["work_order"]["key_ref"] == "env:KEY_ALPHA"
     assert client.get("/api/v1/behaviors/alpha/history").json()[0]["kind"] == "registered"
     assert client.get("/api/v1/behaviors/ghost").status_code == 404
     pane = row(client, "alpha")
@@ -330,6 +328,10 @@ def test_the_openapi_document_describes_the_run_report(client: TestClient) -> No
     )
     assert set(schema["properties"]["outcome"]["enum"]) >= {"succeeded", "failed", "blocked"}
     assert "bearer" in str(doc["components"]["securitySchemes"]).lower()
+    created = doc["paths"]["/api/v1/runs"]["post"]["responses"]["201"]
+    assert created["content"]["application/json"]["schema"]["$ref"].endswith("/ReportResult")
+    pane = doc["paths"]["/api/v1/behaviors"]["get"]["responses"]["200"]
+    assert pane["content"]["application/json"]["schema"]["items"]["$ref"].endswith("/BehaviorRow")
     assert "/api/v1/permits" in doc["paths"]
 
 
@@ -356,7 +358,7 @@ def test_an_approved_proposal_at_a_gets_a_permit_and_a_rejected_one_does_not(
     approved = client.post(
         "/api/v1/behaviors/alpha/batch/approve", json={"items": ["p1"]}, headers=AUTH
     )
-    assert approved.status_code == 200 and approved.json()["result"]["items"] == ["p1"]
+    assert approved.status_code == 200 and approved.json()["items"] == ["p1"]
     rejected = client.post(
         "/api/v1/behaviors/alpha/batch/reject", json={"items": ["p2"], "reason": "off topic"},
         headers=AUTH,
