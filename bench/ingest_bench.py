@@ -33,6 +33,45 @@ async def bench_step(ctx: Any) -> Any:
     raise NotImplementedError("ingest benchmark behaviors are never run")
 
 
+class NullLedger:
+    """A ledger that stores nothing: `--http-only` measures the HTTP layer's own ceiling."""
+
+    def __init__(self) -> None:
+        from cleanday.domain import Policy
+
+        self.policy = Policy()
+        self.clock = lambda: datetime.now(UTC)
+
+    def register_work_order(self, wo: Any, source: str, text: str | None = None) -> Any:
+        from cleanday.ledger import RegistrationResult
+
+        return RegistrationResult(
+            name=wo.name, status="new", version=1, preset_version=1, tier="A", message="null"
+        )
+
+    def list_behaviors(self) -> list[Any]:
+        return []
+
+    def report_run(self, report: Any) -> Any:
+        from cleanday.ledger import BehaviorRow, ReportResult
+
+        row = BehaviorRow(
+            name=report.behavior, tier="A", status="active", clean_days=0, candidate=False,
+            last_gate_failure=None,
+        )  # fmt: skip
+        return ReportResult(
+            behavior=report.behavior, run_id=report.run_id, recorded=True, message="", state=row
+        )
+
+
+def null_app() -> Any:
+    """uvicorn factory for `--http-only`: the real app over NullLedger."""
+    from cleanday.config import Settings
+    from cleanday.service.app import create_app
+
+    return create_app(Settings(), NullLedger())  # type: ignore[arg-type]
+
+
 def work_order(i: int) -> str:
     return f"""\
 name: bench_{i:04d}
@@ -51,7 +90,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data_dir: Path, port: int, workers: int, log: Any) -> subprocess.Popen[bytes]:
+def start_server(
+    data_dir: Path, port: int, workers: int, log: Any, factory: str
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "CLEANDAY_DATA_DIR": str(data_dir),
@@ -61,7 +102,7 @@ def start_server(data_dir: Path, port: int, workers: int, log: Any) -> subproces
     }
     env.pop("DATABASE_URL", None)  # this benchmark measures the SQLite default
     cmd = [
-        sys.executable, "-m", "uvicorn", "--factory", "cleanday.service.app:app_from_env",
+        sys.executable, "-m", "uvicorn", "--factory", factory,
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
         "--no-access-log", "--workers", str(workers),
     ]  # fmt: skip
@@ -130,7 +171,8 @@ async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="cleanday-ingest-") as tmp:
         log_path = Path(tmp) / "server.log"
         log = log_path.open("wb")
-        proc = start_server(Path(tmp), port, args.workers, log)
+        factory = "ingest_bench:null_app" if args.http_only else "cleanday.service.app:app_from_env"
+        proc = start_server(Path(tmp), port, args.workers, log, factory)
         limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=64)
         headers = {"Authorization": f"Bearer {TOKEN}"}
         try:
@@ -158,12 +200,15 @@ async def run(args: argparse.Namespace) -> None:
         proc.wait(timeout=10)
         log.close()
     rate = args.reports / elapsed
+    backend = "no ledger (HTTP layer only)" if args.http_only else "SQLite"
     print(
         f"ingest: {args.reports} run reports to {args.behaviors} behaviors, concurrency "
-        f"{args.concurrency}, {args.workers} server worker(s), SQLite: {elapsed:.2f} s, "
+        f"{args.concurrency}, {args.workers} server worker(s), {backend}: {elapsed:.2f} s, "
         f"{rate:,.0f} reports/s (target >= 1,000/s); statuses {counts}; "
         f"repeat -> {again.status_code}"
     )
+    if args.http_only:
+        return
     if counts.get(201) != args.reports or again.status_code != 200:
         raise SystemExit("ingest benchmark: the ledger did not count every report exactly once")
 
@@ -196,6 +241,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--quick", action="store_true", help="2,000 reports to 10 behaviors")
+    parser.add_argument(
+        "--http-only", action="store_true", help="the same requests to a ledger that stores nothing"
+    )
     parser.add_argument(
         "--in-process", action="store_true", help="also time report_run without HTTP"
     )
