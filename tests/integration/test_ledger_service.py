@@ -612,3 +612,22 @@ def test_open_builds_a_migrated_ledger_from_settings(tmp_path: Path) -> None:
     assert current_revision(svc.engine) == "0001_ledger"
     assert svc.policy.timezone == "Europe/Berlin"
     svc.engine.dispose()
+
+
+def test_the_day_close_uses_the_ledgers_time_zone(engine: Engine, tmp_path: Path) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    ny = ZoneInfo("America/New_York")
+    clock = FakeClock(datetime(2026, 11, 8, 10, tzinfo=ny))
+    svc = LedgerService(engine, Policy(timezone="America/New_York"), clock)
+    _register(svc, tmp_path)
+    # 23:30 in New York on the 9th is already the 10th in UTC: it belongs to the 9th
+    late = datetime(2026, 11, 9, 23, 30, tzinfo=ny)
+    clock.set(late)
+    svc.report_run(report("tagger", "late", late))
+    clock.set(datetime(2026, 11, 10, 0, 5, tzinfo=ny))
+    assert svc.close_day(date(2026, 11, 9)).behaviors == 1
+    assert svc.list_behaviors()[0].clean_days == 1
+    clock.set(datetime(2026, 11, 11, 0, 5, tzinfo=ny))
+    assert svc.close_day(date(2026, 11, 10)).behaviors == 0
