@@ -207,12 +207,13 @@ async def run(args: argparse.Namespace) -> None:
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+    resent = counts.pop(-1, 0)
     rate = args.reports / elapsed
     backend = "no ledger (HTTP layer only)" if args.http_only else "SQLite"
     print(
         f"ingest: {args.reports} run reports to {args.behaviors} behaviors, concurrency "
         f"{args.concurrency}, {args.workers} server worker(s), {backend}: {elapsed:.2f} s, "
-        f"{rate:,.0f} reports/s (target >= 1,000/s); statuses {counts}; "
+        f"{rate:,.0f} reports/s (target >= 1,000/s); statuses {counts}, resent {resent}; "
         f"repeat -> {again.status_code}"
     )
     if args.http_only:
