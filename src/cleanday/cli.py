@@ -12,6 +12,8 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from cleanday.config import Settings
 from cleanday.domain import Decision, Tier
@@ -37,6 +39,16 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except CleandayError as exc:
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except OperationalError as exc:
+            url = _settings().resolved_database_url
+            shown = make_url(url).render_as_string(hide_password=True)
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            typer.echo(
+                f"error: cannot use the ledger database {shown}: {reason}; check DATABASE_URL "
+                "(or CLEANDAY_DATA_DIR) and that the database is up",
+                err=True,
+            )
             raise typer.Exit(1) from None
 
     return wrapper

@@ -244,3 +244,13 @@ def test_replay_under_a_looser_policy_makes_a_candidate_sooner(
     assert {r["name"]: r["candidate"] for r in ledger_json(env)}["alpha"] is False
     missing = cli(env, "ledger", "replay", "--policy", str(tmp_path / "nope.yaml"))
     assert missing.exit_code != 0 and "nope.yaml" in missing.output
+
+
+def test_an_unreachable_database_is_one_line_naming_it_without_the_password(
+    tmp_path: Path,
+) -> None:
+    env = {"DATABASE_URL": "postgresql+psycopg://ops:hunter2@127.0.0.1:9/ledger"}
+    result = cli(env, "ledger")
+    assert result.exit_code == 1
+    assert "DATABASE_URL" in result.output and "127.0.0.1:9" in result.output
+    assert "hunter2" not in result.output and "Traceback" not in result.output

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from cleanday import __version__
 from cleanday.config import Settings
@@ -89,6 +90,14 @@ def create_app(
     @app.exception_handler(CleandayError)
     async def _cleanday_error(_: Request, exc: CleandayError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
+        # the workers' reports are idempotent, so "try again" is the right advice
+        return JSONResponse(
+            {"detail": "the ledger database is unavailable; nothing was written, try again"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
