@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
@@ -19,6 +19,9 @@ from cleanday.config import Settings
 from cleanday.domain import Decision, Tier
 from cleanday.errors import CleandayError
 from cleanday.service.serialize import pane_row, to_jsonable
+
+if TYPE_CHECKING:  # imported lazily at run time: `cleanday version` needs no database stack
+    from cleanday.ledger import LedgerService
 
 app = typer.Typer(no_args_is_help=True, help="cleanday: trust for autonomous AI behaviors.")
 ledger_app = typer.Typer(help="The Pane of Glass and the ledger's maintenance commands.")
@@ -60,7 +63,8 @@ def _settings() -> Settings:
 
 
 @contextmanager
-def _service() -> Iterator[Any]:
+def _service() -> Iterator[LedgerService]:
+    """The ledger of this run's settings, its connections closed afterwards."""
     from cleanday.service.app import build_service
 
     settings = _settings()
@@ -70,9 +74,7 @@ def _service() -> Iterator[Any]:
     try:
         yield service
     finally:
-        close = getattr(service, "close", None)
-        if callable(close):
-            close()
+        service.engine.dispose()
 
 
 def _today(settings: Settings) -> date:
