@@ -390,3 +390,26 @@ def test_a_staged_item_at_b_acts_only_once_released(client: TestClient) -> None:
     released = client.post("/api/v1/behaviors/alpha/staged/s1/release", headers=AUTH)
     assert released.status_code == 200, released.text
     assert client.post("/api/v1/permits", json=ask, headers=AUTH).status_code == 200
+
+
+def test_the_scheduled_closes_run_twice_against_the_ledger_change_nothing_the_second_time(
+    client: TestClient, service: Any, clock: Clock
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from cleanday.scheduler import day_close_job, sunday_close_job
+
+    register(client, "alpha")
+    report_clean_days(client, clock, "alpha", 1)  # a clean run on Monday Oct 26
+    clock.now = datetime(2026, 10, 27, 0, 0, 30, tzinfo=UTC)  # just after midnight
+    utc = ZoneInfo("UTC")
+    first = day_close_job(service, utc, clock)
+    again = day_close_job(service, utc, clock)
+    assert (first.date, first.already_closed, again.already_closed) == (
+        date(2026, 10, 26), False, True,
+    )  # fmt: skip
+    assert row(client, "alpha")["clean_days"] == 1
+    clock.now = datetime(2026, 11, 2, 0, 1, tzinfo=UTC)  # Monday just after Sunday Nov 1
+    closed = sunday_close_job(service, utc, clock)
+    assert (closed.week, closed.already_closed) == (date(2026, 11, 1), False)
+    assert sunday_close_job(service, utc, clock).already_closed
