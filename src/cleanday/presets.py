@@ -205,8 +205,14 @@ class PresetStore:
     def publish_for_tier(
         self, behavior: str, tier: Tier, reason: str = "promotion"
     ) -> PresetVersion:
-        """Promotion: the current version becomes the one published for `tier`."""
+        """Promotion to `tier`: the current version becomes the one published for it.
+
+        It is also the version that ran clean at the tier below long enough to be promoted, so
+        it is recorded there too: a later demotion back to that tier restores it.
+        """
         current = self.current(behavior)
+        if reason == "promotion" and tier != Tier.A:
+            self._publish_row(behavior, tier.down(), current.version, "clean at promotion")
         self._publish_row(behavior, tier, current.version, reason)
         return current
 
