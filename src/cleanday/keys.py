@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, case, func, select, update
 from sqlmodel import Session
 
+from cleanday.db import is_sqlite, write_connection
 from cleanday.errors import BudgetExceeded, SecretResolutionError, UnknownBehaviorError
 from cleanday.router.tables import KeySpend, RoutingBinding
 
@@ -192,25 +193,18 @@ class SpendStore:
 
     @contextmanager
     def _locked(self, behavior: str) -> Iterator[tuple[Connection, RoutingBinding]]:
-        with self.engine.connect() as conn:
+        # SQLite: a write transaction (BEGIN IMMEDIATE, see cleanday.db); PostgreSQL: the
+        # binding row locked FOR UPDATE. Either way one reservation at a time per key.
+        with write_connection(self.engine) as conn:
             stmt = select(RoutingBinding).where(RoutingBinding.behavior == behavior)  # type: ignore[arg-type]
-            if self.engine.dialect.name == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
+            if not is_sqlite(conn):
                 stmt = stmt.with_for_update()
             row = conn.execute(stmt).first()
             if row is None:
-                conn.rollback()
                 raise UnknownBehaviorError(
                     f"behavior {behavior!r} has no model key bound; register its Work Order first"
                 )
-            binding = RoutingBinding.model_validate(row._mapping)
-            try:
-                yield conn, binding
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
+            yield conn, RoutingBinding.model_validate(row._mapping)
 
     def _spent(self, conn: Connection, behavior: str, start: datetime, end: datetime) -> float:
         total = conn.execute(
@@ -286,7 +280,7 @@ class SpendStore:
             values["transport"] = transport
         if model is not None:
             values["model"] = model
-        with self.engine.begin() as conn:
+        with write_connection(self.engine) as conn:
             conn.execute(
                 update(KeySpend).where(KeySpend.id == reservation.id).values(**values)  # type: ignore[arg-type]
             )
