@@ -172,3 +172,10 @@ def make_router(
 def fixed_clock(at: datetime) -> Callable[[], datetime]:
     assert at.tzinfo is not None
     return lambda: at.astimezone(UTC)
+
+
+@pytest.fixture
+def local_provider(tmp_path: Path) -> Iterator[Provider]:
+    """The local model provider on a free port in a thread, with `behaviors` scripts from
+    `tmp_path / "local_scripts.yaml"` (write it before the first request)."""
+    yield from _provider(scripts=tmp_path / "local_scripts.yaml")
