@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, case, func, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, column, select, text
 from sqlmodel import Session
 
 from cleanday.db import is_sqlite, write_connection
@@ -19,6 +20,7 @@ from cleanday.errors import BudgetExceeded, SecretResolutionError, UnknownBehavi
 from cleanday.router.tables import KeySpend, RoutingBinding
 
 REDACTED = "[redacted]"
+T = TypeVar("T")
 
 
 class Secret:
@@ -168,11 +170,58 @@ class KeyReport:
     period_end: datetime
 
 
-# spend of a row: a live reservation counts its estimate, anything else its actual cost
-_ROW_SPEND = case(
-    (KeySpend.status == "reserved", KeySpend.estimate_usd),  # type: ignore[arg-type]
-    else_=KeySpend.cost_usd,
+_AT = KeySpend.__table__.c.at.type  # type: ignore[attr-defined]
+_JSON = RoutingBinding.__table__.c.transports.type  # type: ignore[attr-defined]
+
+# The budget check runs before every model call: its statements are built once (text with
+# typed parameters), which keeps SQLAlchemy's per-statement construction off the hot path.
+_BINDING_COLUMNS = (
+    "SELECT behavior, key_ref, cap_usd, cadence, transports, guardrails, openrouter_key_hash, "
+    "preset_slug FROM routing_bindings WHERE behavior = :behavior"
 )
+SQL_BINDING = text(_BINDING_COLUMNS).columns(
+    column("behavior"),
+    column("key_ref"),
+    column("cap_usd"),
+    column("cadence"),
+    column("transports", _JSON),
+    column("guardrails", _JSON),
+    column("openrouter_key_hash"),
+    column("preset_slug"),
+)
+_SQL_BINDING_FOR_UPDATE = text(_BINDING_COLUMNS + " FOR UPDATE").columns(
+    column("behavior"),
+    column("key_ref"),
+    column("cap_usd"),
+    column("cadence"),
+    column("transports", _JSON),
+    column("guardrails", _JSON),
+    column("openrouter_key_hash"),
+    column("preset_slug"),
+)
+# a live reservation counts its estimate, anything else its actual cost
+_SQL_SPENT = text(
+    "SELECT COALESCE(SUM(CASE WHEN status = 'reserved' THEN estimate_usd ELSE cost_usd END), 0) "
+    "FROM key_spend WHERE behavior = :behavior AND at >= :start AND at < :end"
+).bindparams(bindparam("start", type_=_AT), bindparam("end", type_=_AT))
+_SQL_RESERVE = text(
+    "INSERT INTO key_spend (behavior, at, run_id, transport, model, estimate_usd, cost_usd, "
+    "status, tokens_in, tokens_out) VALUES (:behavior, :at, :run_id, :transport, :model, "
+    ":estimate, 0, 'reserved', 0, 0) RETURNING id"
+).bindparams(bindparam("at", type_=_AT))
+_SQL_SETTLE = text(
+    "UPDATE key_spend SET cost_usd = :cost, status = :status, tokens_in = :tokens_in, "
+    "tokens_out = :tokens_out, settled_at = :settled_at, transport = COALESCE(:transport, "
+    "transport), model = COALESCE(:model, model) WHERE id = :id"
+).bindparams(bindparam("settled_at", type_=_AT))
+
+
+@dataclass(frozen=True)
+class _Key:
+    behavior: str
+    key_ref: str
+    cap_usd: float
+    cadence: str
 
 
 class SpendStore:
@@ -192,29 +241,21 @@ class SpendStore:
         self.clock = clock or (lambda: datetime.now(UTC))
 
     @contextmanager
-    def _locked(self, behavior: str) -> Iterator[tuple[Connection, RoutingBinding]]:
+    def _locked(self, behavior: str) -> Iterator[tuple[Connection, Row[Any]]]:
         # SQLite: a write transaction (BEGIN IMMEDIATE, see cleanday.db); PostgreSQL: the
         # binding row locked FOR UPDATE. Either way one reservation at a time per key.
         with write_connection(self.engine) as conn:
-            stmt = select(RoutingBinding).where(RoutingBinding.behavior == behavior)  # type: ignore[arg-type]
-            if not is_sqlite(conn):
-                stmt = stmt.with_for_update()
-            row = conn.execute(stmt).first()
+            stmt = SQL_BINDING if is_sqlite(conn) else _SQL_BINDING_FOR_UPDATE
+            row = conn.execute(stmt, {"behavior": behavior}).first()
             if row is None:
                 raise UnknownBehaviorError(
                     f"behavior {behavior!r} has no model key bound; register its Work Order first"
                 )
-            yield conn, RoutingBinding.model_validate(row._mapping)
+            yield conn, row
 
     def _spent(self, conn: Connection, behavior: str, start: datetime, end: datetime) -> float:
-        total = conn.execute(
-            select(func.coalesce(func.sum(_ROW_SPEND), 0.0)).where(
-                KeySpend.behavior == behavior,  # type: ignore[arg-type]
-                KeySpend.at >= _utc(start),  # type: ignore[arg-type]
-                KeySpend.at < _utc(end),  # type: ignore[arg-type]
-            )
-        ).scalar_one()
-        return float(total)
+        params = {"behavior": behavior, "start": _utc(start), "end": _utc(end)}
+        return float(conn.execute(_SQL_SPENT, params).scalar_one())
 
     def reserve(
         self,
@@ -226,36 +267,51 @@ class SpendStore:
         model: str = "",
     ) -> Reservation:
         """Hold `estimate_usd` of the period's budget, or raise BudgetExceeded (no call made)."""
+        _, reservation = self.reserve_with(
+            behavior, lambda _conn, _row: (None, estimate_usd, transport, model), run_id=run_id
+        )
+        return reservation
+
+    def reserve_with(
+        self,
+        behavior: str,
+        prepare: Callable[[Connection, Row[Any]], tuple[T, float, str, str]],
+        *,
+        run_id: str | None = None,
+    ) -> tuple[T, Reservation]:
+        """Reserve under the key's lock, asking `prepare(conn, binding_row)` for the estimate.
+
+        `prepare` returns (anything, estimate, transport, model); it may read on the same
+        connection and may raise (a policy violation, say), in which case nothing is reserved.
+        One transaction instead of two keeps the check cheap on every call.
+        """
         now = self.clock()
-        with self._locked(behavior) as (conn, binding):
-            start, end = period_bounds(binding.cadence, now, self.timezone)
+        with self._locked(behavior) as (conn, row):
+            key = _Key(row.behavior, row.key_ref, float(row.cap_usd), row.cadence)
+            result, estimate_usd, transport, model = prepare(conn, row)
+            start, end = period_bounds(key.cadence, now, self.timezone)
             spent = self._spent(conn, behavior, start, end)
             # a hair of tolerance so that a call landing exactly on the cap is allowed
-            if spent + estimate_usd > binding.cap_usd + 1e-9:
+            if spent + estimate_usd > key.cap_usd + 1e-9:
                 reset_on = end.astimezone(ZoneInfo(self.timezone))
                 raise BudgetExceeded(
-                    f"key {binding.key_ref} of {behavior}: spend this {binding.cadence} "
+                    f"key {key.key_ref} of {behavior}: spend this {key.cadence} "
                     f"${spent:.4f} + next call's estimate ${estimate_usd:.4f} would pass the cap "
-                    f"${binding.cap_usd:.2f}; no call was made. Raise the cap in the Work Order "
+                    f"${key.cap_usd:.2f}; no call was made. Raise the cap in the Work Order "
                     f"or wait for the period to reset on {reset_on:%Y-%m-%d}"
                 )
-            result = conn.execute(
-                KeySpend.__table__.insert().values(  # type: ignore[attr-defined]
-                    behavior=behavior,
-                    at=_utc(now),
-                    run_id=run_id,
-                    transport=transport,
-                    model=model,
-                    estimate_usd=estimate_usd,
-                    cost_usd=0.0,
-                    status="reserved",
-                    tokens_in=0,
-                    tokens_out=0,
-                )
-            )
-            pk = result.inserted_primary_key
-            assert pk is not None
-            return Reservation(id=int(pk[0]), behavior=behavior, estimate_usd=estimate_usd)
+            pk = conn.execute(
+                _SQL_RESERVE,
+                {
+                    "behavior": behavior,
+                    "at": _utc(now),
+                    "run_id": run_id,
+                    "transport": transport,
+                    "model": model,
+                    "estimate": estimate_usd,
+                },
+            ).scalar_one()
+            return result, Reservation(id=int(pk), behavior=behavior, estimate_usd=estimate_usd)
 
     def settle(
         self,
@@ -269,20 +325,19 @@ class SpendStore:
         tokens_out: int = 0,
     ) -> None:
         """Replace the reservation's estimate with what the call actually cost."""
-        values: dict[str, object] = {
-            "cost_usd": cost_usd,
-            "status": status,
-            "tokens_in": tokens_in,
-            "tokens_out": tokens_out,
-            "settled_at": _utc(self.clock()),
-        }
-        if transport is not None:
-            values["transport"] = transport
-        if model is not None:
-            values["model"] = model
         with write_connection(self.engine) as conn:
             conn.execute(
-                update(KeySpend).where(KeySpend.id == reservation.id).values(**values)  # type: ignore[arg-type]
+                _SQL_SETTLE,
+                {
+                    "id": reservation.id,
+                    "cost": cost_usd,
+                    "status": status,
+                    "tokens_in": tokens_in,
+                    "tokens_out": tokens_out,
+                    "settled_at": _utc(self.clock()),
+                    "transport": transport,
+                    "model": model,
+                },
             )
 
     def release(self, reservation: Reservation, *, status: str = "released") -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Connection, Engine, column, func, text
 from sqlmodel import Session, col, select
 
 from cleanday.domain import Tier
@@ -70,6 +70,18 @@ class PresetPublisher(Protocol):
     async def publish(self, version: PresetVersion, tier: Tier) -> int | None: ...
 
 
+_SQL_LATEST = text(
+    "SELECT version, content_hash, content, source, created_at FROM preset_versions "
+    "WHERE behavior = :behavior ORDER BY version DESC LIMIT 1"
+).columns(
+    column("version"),
+    column("content_hash"),
+    column("content", PresetVersionRow.__table__.c.content.type),  # type: ignore[attr-defined]
+    column("source"),
+    column("created_at", PresetVersionRow.__table__.c.created_at.type),  # type: ignore[attr-defined]
+)
+
+
 def _row_to_version(row: PresetVersionRow) -> PresetVersion:
     created = (
         row.created_at.replace(tzinfo=UTC) if row.created_at.tzinfo is None else row.created_at
@@ -90,6 +102,7 @@ class PresetStore:
     def __init__(self, engine: Engine, clock: Callable[[], datetime] | None = None) -> None:
         self.engine = engine
         self.clock = clock or (lambda: datetime.now(UTC))
+        self._parsed: dict[tuple[str, int, str], PresetVersion] = {}
 
     def _now(self) -> datetime:
         return self.clock().astimezone(UTC)
@@ -135,14 +148,33 @@ class PresetStore:
             .limit(1)
         ).first()
 
-    def current(self, behavior: str) -> PresetVersion:
-        with Session(self.engine) as session:
-            row = self._latest_row(session, behavior)
+    def current(self, behavior: str, conn: Connection | None = None) -> PresetVersion:
+        """The latest version; read on every model call, so with a prebuilt statement and the
+        parsed spec cached by content hash."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.current(behavior, own)
+        row = conn.execute(_SQL_LATEST, {"behavior": behavior}).first()
         if row is None:
             raise UnknownBehaviorError(
                 f"behavior {behavior!r} has no preset; register its Work Order first"
             )
-        return _row_to_version(row)
+        key = (behavior, row.version, row.content_hash)
+        cached = self._parsed.get(key)
+        if cached is None:
+            created = row.created_at
+            cached = PresetVersion(
+                behavior=behavior,
+                version=row.version,
+                content_hash=row.content_hash,
+                spec=PresetSpec.model_validate(row.content),
+                source=row.source,
+                created_at=created if created.tzinfo else created.replace(tzinfo=UTC),
+            )
+            if len(self._parsed) > 1024:
+                self._parsed.clear()
+            self._parsed[key] = cached
+        return cached
 
     def get(self, behavior: str, version: int) -> PresetVersion:
         with Session(self.engine) as session:

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, text
 
 from cleanday.domain import Tier
 from cleanday.errors import BudgetExceeded, RegistrationError, SecretResolutionError
-from cleanday.keys import Reservation, SecretResolver, SpendStore, period_bounds
+from cleanday.keys import SecretResolver, SpendStore, period_bounds
 from cleanday.router import RouterConfig
 from tests.fakes.router_fixtures import (
     CANARY,
@@ -91,21 +91,22 @@ async def test_every_attempt_reserves_before_it_is_sent(
 
     router = make_router(config=PRICED, sleep=no_sleep)
     router.bind_local(work_order())
-    reserved: list[str] = []
-    real = router.spend.reserve
-
-    def spy(behavior: str, estimate: float, **kw: object) -> Reservation:
-        reserved.append(str(kw["transport"]))
-        return real(behavior, estimate, **kw)  # type: ignore[arg-type]
-
-    router.spend.reserve = spy  # type: ignore[method-assign]
     primary.fault("seo_audit", "429", count=2)
     done = await router.complete("seo_audit", Tier.A, HELLO)
     assert [a.status for a in done.attempts] == [429, 429, 200]
     primary.fault("seo_audit", "500")
     done = await router.complete("seo_audit", Tier.A, HELLO)
     assert done.fell_back
-    assert reserved == ["openrouter"] * 3 + ["openrouter", "anthropic"]
+    # one reservation per request sent, each settled with its cost or released
+    with router.engine.connect() as conn:
+        rows = conn.execute(text("select transport, status from key_spend order by id")).all()
+    assert [tuple(r) for r in rows] == [
+        ("openrouter", "released"),
+        ("openrouter", "released"),
+        ("openrouter", "settled"),
+        ("openrouter", "released"),
+        ("anthropic", "settled"),
+    ]
 
 
 def test_month_rolls_over_at_midnight_in_the_ledger_time_zone(routing_engine: Engine) -> None:

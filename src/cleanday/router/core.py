@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, Row
 from sqlmodel import Session, create_engine, select
 
 from cleanday.config import Settings
@@ -30,7 +30,7 @@ from cleanday.errors import (
     RoutingError,
     UnknownBehaviorError,
 )
-from cleanday.keys import Redactor, Reservation, Secret, SecretResolver, SpendStore
+from cleanday.keys import SQL_BINDING, Redactor, Reservation, Secret, SecretResolver, SpendStore
 from cleanday.presets import PresetStore, PresetVersion
 from cleanday.router.config import RouterConfig, load_router_config
 from cleanday.router.guardrails import Route, check_routes, effective_guardrails
@@ -40,6 +40,7 @@ from cleanday.router.types import Attempt, Completion
 from cleanday.workorder import WorkOrder
 
 log = logging.getLogger("cleanday.router")
+_T = TypeVar("_T")
 
 # statuses after which the next transport is tried; anything else 4xx is a refusal
 _FALL_BACK = frozenset({402, 408, 500, 502, 503, 504, 524, 529})
@@ -73,6 +74,17 @@ def _retry_after(value: str | None, default: float, cap: float) -> float:
             return default
         seconds = (parsed - datetime.now(UTC)).total_seconds()
     return max(0.0, min(seconds, cap))
+
+
+@dataclass
+class _Plan:
+    binding: RoutingBinding
+    version: PresetVersion
+    params: dict[str, Any]
+    require_zdr: bool
+    routes: list[Route]
+    timeout: float
+    first_reservation: Reservation | None = None
 
 
 @dataclass
@@ -112,6 +124,7 @@ class Router:
         self.config = config or load_router_config(settings.router_config)
         self._sleep = sleep
         self.engine: Engine = spend_store.engine
+        self._inline_db = self.engine.dialect.name == "sqlite"
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine | None = None) -> Router:
@@ -123,6 +136,17 @@ class Router:
             PresetStore(engine),
             SecretResolver(),
         )
+
+    async def _db(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        """Run a short ledger transaction.
+
+        On SQLite it runs inline: a local write takes well under a millisecond, while a hop to a
+        worker thread and back costs as much again on a busy machine, on every call. PostgreSQL
+        is across a network, so its transactions go to a worker thread.
+        """
+        if self._inline_db:
+            return fn(*args, **kwargs)
+        return await asyncio.to_thread(fn, *args, **kwargs)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -251,15 +275,44 @@ class Router:
             body["provider"] = dict(spec.provider)
         return body
 
-    def _binding(self, behavior: str) -> RoutingBinding:
-        with Session(self.engine) as session:
-            binding = session.get(RoutingBinding, behavior)
-            if binding is None:
-                raise UnknownBehaviorError(
-                    f"behavior {behavior!r} has no model key bound; register its Work Order first"
-                )
-            session.expunge(binding)
-            return binding
+    def _binding(self, behavior: str, conn: Connection | None = None) -> RoutingBinding:
+        if conn is None:
+            with self.engine.connect() as own:
+                return self._binding(behavior, own)
+        row = conn.execute(SQL_BINDING, {"behavior": behavior}).first()
+        if row is None:
+            raise UnknownBehaviorError(
+                f"behavior {behavior!r} has no model key bound; register its Work Order first"
+            )
+        return RoutingBinding.model_construct(**row._asdict())
+
+    def _prepare(
+        self,
+        behavior: str,
+        tier: Tier,
+        messages: list[dict[str, Any]],
+        run_id: str | None,
+    ) -> _Plan:
+        """Everything before the first request, in one transaction: read the binding and preset,
+        plan the routes, check the guardrails, reserve the first estimate."""
+
+        def plan_under_lock(conn: Connection, row: Row[Any]) -> tuple[_Plan, float, str, str]:
+            binding = RoutingBinding.model_construct(**row._asdict())
+            version = self.presets.current(behavior, conn)
+            params = version.parameters_for(tier)
+            guard = effective_guardrails(binding.guardrails, self.config)
+            routes = self._routes(binding, version)
+            check_routes(behavior, routes, guard, self.config, params)
+            plan = _Plan(
+                binding, version, params, guard.require_zdr, routes, self._timeout(version)
+            )
+            first = routes[0]
+            estimate = self._estimate(first, messages, params, version.spec.system_prompt)
+            return plan, estimate, first.transport, first.model
+
+        plan, reservation = self.spend.reserve_with(behavior, plan_under_lock, run_id=run_id)
+        plan.first_reservation = reservation
+        return plan
 
     # --- planning --------------------------------------------------------------------
 
@@ -324,33 +377,31 @@ class Router:
         run_id: str | None = None,
     ) -> Completion:
         started = time.perf_counter()
-        binding = self._binding(behavior)
-        version = self.presets.current(behavior)
-        params = version.parameters_for(tier)
-        guard = effective_guardrails(binding.guardrails, self.config)
-        routes = self._routes(binding, version)
-        check_routes(behavior, routes, guard, self.config, params)
-        timeout = self._timeout(version)
+        plan = await self._db(self._prepare, behavior, tier, messages, run_id)
+        binding, version, params, timeout = plan.binding, plan.version, plan.params, plan.timeout
         attempts: list[Attempt] = []
         saw_402 = False
-        for index, route in enumerate(routes):
+        for index, route in enumerate(plan.routes):
             for tries in range(1, self.config.rate_limit_attempts + 1):
-                estimate = self._estimate(route, messages, params, version.spec.system_prompt)
                 # the gate runs before every request: first try, retry and fallback alike
-                reservation = await asyncio.to_thread(
-                    self.spend.reserve,
-                    behavior,
-                    estimate,
-                    run_id=run_id,
-                    transport=route.transport,
-                    model=route.model,
-                )
+                if plan.first_reservation is not None:
+                    reservation, plan.first_reservation = plan.first_reservation, None
+                else:
+                    estimate = self._estimate(route, messages, params, version.spec.system_prompt)
+                    reservation = await self._db(
+                        self.spend.reserve,
+                        behavior,
+                        estimate,
+                        run_id=run_id,
+                        transport=route.transport,
+                        model=route.model,
+                    )
                 outcome = await self._attempt(
                     binding,
                     route,
                     version,
                     params,
-                    guard.require_zdr,
+                    plan.require_zdr,
                     messages,
                     response_format,
                     timeout,
@@ -538,7 +589,7 @@ class Router:
             except httpx.TransportError as exc:
                 return _Outcome(None, self.redact(f"connection error: {type(exc).__name__}"))
             if resp.status_code != 200:
-                await asyncio.to_thread(
+                await self._db(
                     self.spend.release,
                     reservation,
                     status="refused_402" if resp.status_code == 402 else "released",
@@ -553,7 +604,7 @@ class Router:
                 outcome = self._parse(route, resp.json())
             except (ValueError, KeyError, TypeError, IndexError):
                 return _Outcome(None, "malformed response body from provider")
-            await asyncio.to_thread(
+            await self._db(
                 self.spend.settle,
                 reservation,
                 outcome.cost_usd or 0.0,
@@ -566,7 +617,7 @@ class Router:
             return outcome
         finally:
             if not settled:
-                await asyncio.to_thread(self.spend.release, reservation)
+                await self._db(self.spend.release, reservation)
 
     def _parse(self, route: Route, data: dict[str, Any]) -> _Outcome:
         if route.transport == "anthropic":
