@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from cleanday.config import Settings
 from cleanday.db import make_engine, migrate
 from cleanday.keys import SecretResolver, SpendStore
-from cleanday.localprovider import ServerThread, create_app
+from cleanday.localprovider import DEFAULT_SPEC, ServerThread, create_app, validator_for
 from cleanday.presets import PresetStore
 from cleanday.router import Router, RouterConfig
 from cleanday.workorder import WorkOrder
@@ -59,6 +59,10 @@ class Provider:
 
 
 def _provider(cost_usd: float = 0.0, scripts: Path | None = None) -> Iterator[Provider]:
+    # compile the validators before serving, so no test's first request waits for the
+    # 1.3 MB description to load (a timeout test would see that as a slow provider)
+    validator_for(DEFAULT_SPEC, "ChatRequest")
+    validator_for(DEFAULT_SPEC, "MessagesRequest")
     server = ServerThread(create_app(scripts, cost_usd=cost_usd)).start()
     try:
         yield Provider(server)

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import typer
 from sqlalchemy import Engine
-from sqlmodel import create_engine
 
 from cleanday.config import Settings, get_settings
+from cleanday.db import make_engine
 from cleanday.errors import CleandayError
 from cleanday.keys import SpendStore
 from cleanday.presets import PresetStore
@@ -18,7 +18,7 @@ preset_app = typer.Typer(no_args_is_help=True, help="Preset versions: history an
 
 
 def _engine(settings: Settings) -> Engine:
-    return create_engine(settings.resolved_database_url)
+    return make_engine(settings.resolved_database_url)
 
 
 def _fail(exc: CleandayError) -> typer.Exit:

@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import Connection, Engine, Row
-from sqlmodel import Session, create_engine, select
+from sqlmodel import Session, select
 
 from cleanday.config import Settings
+from cleanday.db import make_engine
 from cleanday.domain import Tier
 from cleanday.errors import (
     BudgetExceeded,
@@ -69,8 +70,9 @@ def _retry_after(value: str | None, default: float, cap: float) -> float:
     try:
         seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        if parsed is None:
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
             return default
         seconds = (parsed - datetime.now(UTC)).total_seconds()
     return max(0.0, min(seconds, cap))
@@ -129,7 +131,7 @@ class Router:
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine | None = None) -> Router:
         """Everything from DATABASE_URL and the environment: what a worker process needs."""
-        engine = engine or create_engine(settings.resolved_database_url)
+        engine = engine or make_engine(settings.resolved_database_url)
         return cls(
             settings,
             SpendStore(engine, timezone=settings.timezone),
@@ -628,7 +630,10 @@ class Router:
             tin = int(usage.get("input_tokens") or 0)
             tout = int(usage.get("output_tokens") or 0)
             model = str(data.get("model") or route.model)
-            return _Outcome(200, None, text, model, tin, tout, self._price(model, tin, tout))
+            # the price table is keyed by the preset's model name (route.models[0]); the
+            # Anthropic API answers with its own id for it
+            cost = self._price(route.models[0], tin, tout) or self._price(model, tin, tout)
+            return _Outcome(200, None, text, model, tin, tout, cost)
         message = data["choices"][0]["message"]
         content = message.get("content")
         text = content if isinstance(content, str) else json.dumps(content)
