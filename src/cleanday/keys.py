@@ -199,11 +199,17 @@ _SQL_BINDING_FOR_UPDATE = text(_BINDING_COLUMNS + " FOR UPDATE").columns(
     column("openrouter_key_hash"),
     column("preset_slug"),
 )
-# a live reservation counts its estimate, anything else its actual cost
+# A live reservation counts its estimate, anything else its actual cost. A reservation older
+# than RESERVATION_TTL belongs to a process that died mid-call (no call lasts that long: the
+# longest timeout class is minutes), so it stops holding budget.
+RESERVATION_TTL = timedelta(minutes=15)
 _SQL_SPENT = text(
-    "SELECT COALESCE(SUM(CASE WHEN status = 'reserved' THEN estimate_usd ELSE cost_usd END), 0) "
+    "SELECT COALESCE(SUM(CASE WHEN status = 'reserved' THEN "
+    "(CASE WHEN at >= :live_since THEN estimate_usd ELSE 0 END) ELSE cost_usd END), 0) "
     "FROM key_spend WHERE behavior = :behavior AND at >= :start AND at < :end"
-).bindparams(bindparam("start", type_=_AT), bindparam("end", type_=_AT))
+).bindparams(
+    bindparam("start", type_=_AT), bindparam("end", type_=_AT), bindparam("live_since", type_=_AT)
+)
 _SQL_RESERVE = text(
     "INSERT INTO key_spend (behavior, at, run_id, transport, model, estimate_usd, cost_usd, "
     "status, tokens_in, tokens_out) VALUES (:behavior, :at, :run_id, :transport, :model, "
@@ -254,7 +260,12 @@ class SpendStore:
             yield conn, row
 
     def _spent(self, conn: Connection, behavior: str, start: datetime, end: datetime) -> float:
-        params = {"behavior": behavior, "start": _utc(start), "end": _utc(end)}
+        params = {
+            "behavior": behavior,
+            "start": _utc(start),
+            "end": _utc(end),
+            "live_since": _utc(self.clock()) - RESERVATION_TTL,
+        }
         return float(conn.execute(_SQL_SPENT, params).scalar_one())
 
     def reserve(

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import threading
+import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -26,6 +29,7 @@ from tests.fakes.router_fixtures import (
     primary,
     routing_engine,
     secondary,
+    sqlite_engine,
     work_order,
 )
 
@@ -237,3 +241,61 @@ def test_unresolvable_reference_names_the_reference_never_a_value(tmp_path: obje
     assert secret.reveal() == CANARY
     assert CANARY not in repr(secret) and CANARY not in str(secret)
     assert resolver.redactor(f"boom {CANARY} boom") == "boom [redacted] boom"
+
+
+def _bind_plain(engine: Engine, cap: float = 1.0, cadence: str = "month") -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "insert into routing_bindings (behavior, key_ref, cap_usd, cadence, transports, "
+                "guardrails, bound_at, updated_at) values ('b', 'env:K', :cap, :cadence, '[]', "
+                "'{}', :t, :t)"
+            ),
+            {"t": datetime(2026, 10, 1), "cap": cap, "cadence": cadence},
+        )
+
+
+def test_reservation_of_a_process_that_died_stops_holding_budget(routing_engine: Engine) -> None:
+    _bind_plain(routing_engine)
+    now = [datetime(2026, 11, 10, 12, 0, tzinfo=UTC)]
+    store = SpendStore(routing_engine, clock=lambda: now[0])
+    store.reserve("b", 0.9)  # never settled: its process died
+    with pytest.raises(BudgetExceeded):
+        store.reserve("b", 0.2)
+    now[0] += timedelta(minutes=16)
+    store.reserve("b", 0.2)
+    assert store.spend("b") == pytest.approx(0.2)
+
+
+def _reserve_in_child(url: str, n: int, start: float, out: Any) -> None:
+    from cleanday.db import make_engine
+
+    engine = make_engine(url)
+    store = SpendStore(engine)
+    while time.time() < start:
+        time.sleep(0.001)
+    granted = 0
+    for _ in range(n):
+        try:
+            store.reserve("b", 0.05)
+            granted += 1
+        except BudgetExceeded:
+            pass
+    out.put(granted)
+    engine.dispose()
+
+
+def test_reservations_from_several_processes_never_pass_the_cap(sqlite_engine: Engine) -> None:
+    _bind_plain(sqlite_engine)
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    start = time.time() + 1.0
+    procs = [ctx.Process(target=_reserve_in_child, args=(url, 8, start, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    granted = sum(out.get(timeout=5) for _ in procs)
+    assert granted == 20  # 20 x 0.05 = 1.00 of the 32 attempts
+    assert SpendStore(sqlite_engine).spend("b") == pytest.approx(1.0)
