@@ -1,4 +1,29 @@
-"""The Router: one model call for a behavior, through its key, preset, guardrails and transports."""
+"""The Router: one model call for a behavior, through its key, preset, guardrails and transports.
+
+The decisions, in the order they are taken for a call:
+
+1. Read the behavior's binding (key reference, cap, cadence, transports, guardrails) and its
+   current preset version; apply the tier's parameter overrides.
+2. Plan the routes (the Work Order's transport order; Anthropic only for models it serves)
+   and check every guardrail against every route before anything is sent. A violation raises
+   PolicyViolation: the router never quietly drops to a route that happens to be allowed.
+3. Before *every* request (first try, 429 retry, fallback) reserve the call's estimate against
+   the key's cap under a database lock (BudgetExceeded, nothing sent, when it would pass);
+   settle the reservation with the actual cost afterwards, or release it if nothing was charged.
+4. Send. 200 answers. 429 is retried on the same transport honouring Retry-After, at most
+   `rate_limit_attempts` (3) requests in all, then RateLimited (a documented failure; no
+   fallback, since another transport would only hide a rate problem of this behavior's key).
+   402, 408, 5xx, timeouts, connection errors and unparseable bodies fall back to the next
+   transport. 400, 401, 403, 404, 422 and any other 4xx raise ProviderRefused: no fallback.
+5. A 402 is a budget signal even when a fallback answered: the attempt is kept in
+   `Completion.attempts` (so `Completion.budget_refused` is true) and the reservation is marked
+   `refused_402`; the runtime reports the budget gate failed for that run. When no fallback
+   answers after a 402 the call raises BudgetExceeded. Every fallback sets
+   `Completion.fell_back` for the anomaly detector.
+
+Every error carries `.attempts`; texts that came from a provider pass through the redactor, so
+a provider that echoes a key back never puts it into an exception, a log line or a table.
+"""
 
 from __future__ import annotations
 
