@@ -193,6 +193,28 @@ class PresetStore:
                 )
         return _row_to_version(row)
 
+    def remote_version(self, behavior: str, version: int) -> int | None:
+        """OpenRouter's version number for this version, once published there."""
+        with Session(self.engine) as session:
+            row = session.exec(
+                select(PresetVersionRow).where(
+                    PresetVersionRow.behavior == behavior, PresetVersionRow.version == version
+                )
+            ).first()
+            return row.remote_version if row else None
+
+    def set_remote_version(self, behavior: str, version: int, remote: int) -> None:
+        with Session(self.engine) as session:
+            row = session.exec(
+                select(PresetVersionRow).where(
+                    PresetVersionRow.behavior == behavior, PresetVersionRow.version == version
+                )
+            ).first()
+            if row is not None:
+                row.remote_version = remote
+                session.add(row)
+                session.commit()
+
     def history(self, behavior: str) -> list[PresetVersion]:
         with Session(self.engine) as session:
             rows = session.exec(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,8 +106,11 @@ async def test_calls_name_the_published_preset_with_the_behaviors_own_key(
     done = await router.complete("seo_audit", Tier.A, [{"role": "user", "content": "hi"}])
     assert done.text == "fake openrouter answer"
     assert done.cost_usd == pytest.approx(0.0021)
-    [call] = fake.requests
+    await router.complete("seo_audit", Tier.C, [{"role": "user", "content": "hi"}])
+    call, at_c = fake.requests
     assert call["body"]["model"] == "@preset/cleanday-seo-audit"
+    # the tier's parameters travel with the request, over the preset's
+    assert (call["body"]["temperature"], at_c["body"]["temperature"]) == (0.7, 0.2)
     issued = call["authorization"].removeprefix("Bearer ")
     assert issued in fake.secrets and issued != CANARY
 
@@ -118,17 +122,27 @@ async def test_promotion_publishes_the_tier_version_and_a_new_cap_updates_the_ke
     await router.publish_for_tier("seo_audit", Tier.C)
     versions = fake.presets["cleanday-seo-audit"]
     assert [v["config"]["temperature"] for v in versions] == [0.7, 0.2]
+    fake.requests.clear()
     await router.bind(_wo(key={"ref": "env:KEY_SEO_AUDIT", "cap_usd": 5.0, "cadence": "week"}))
-    patch = fake.requests[-2]
+    [patch] = fake.requests  # the preset did not change: nothing new to publish
     assert patch["method"] == "PATCH" and patch["path"].startswith("/api/v1/keys/")
     assert patch["body"] == {"limit": 5.0, "limit_reset": "weekly"}
     await router.restore_for_demotion("seo_audit", Tier.B)
     assert fake.presets["cleanday-seo-audit"][-1]["config"]["temperature"] == 0.7
 
 
-async def test_secrets_from_provisioning_stay_out_of_the_database(
-    router: Router, fake: Any, routing_engine: Engine
+async def test_binding_again_unchanged_makes_no_management_calls(router: Router, fake: Any) -> None:
+    await router.bind(_wo())
+    fake.requests.clear()
+    await router.bind(_wo())
+    assert fake.requests == []
+    assert len(fake.keys) == 1 and len(fake.presets["cleanday-seo-audit"]) == 1
+
+
+async def test_secrets_from_provisioning_stay_out_of_the_database_and_logs(
+    router: Router, fake: Any, routing_engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     await router.bind(_wo())
     await router.complete("seo_audit", Tier.A, [{"role": "user", "content": "hi"}])
     issued = next(iter(fake.secrets))
@@ -138,6 +152,7 @@ async def test_secrets_from_provisioning_stay_out_of_the_database(
         )
     for secret in (issued, MANAGEMENT, CANARY):
         assert secret not in dump
+        assert secret not in caplog.text
 
 
 async def test_fake_openrouter_rejects_requests_outside_the_description(

@@ -226,29 +226,43 @@ class Router:
 
     async def bind(self, work_order: WorkOrder) -> PresetVersion:
         """Bind a behavior; with OPENROUTER_MANAGEMENT_KEY also provision its OpenRouter key
-        (limit = cap, reset = cadence) and publish its preset version there."""
+        (limit = cap, reset = cadence) and publish its preset version there.
+
+        Safe to repeat (a worker binds every behavior when it starts): the key is created once
+        and updated only when the cap or cadence changed; a version is published once.
+        """
+        name = work_order.name
+        try:
+            previous: RoutingBinding | None = self._binding(name)
+        except UnknownBehaviorError:
+            previous = None
         version = self.bind_local(work_order)
         management = self._management()
         if management is None or "openrouter" not in work_order.transports.order:
             return version
-        binding = self._binding(work_order.name)
-        key_hash = binding.openrouter_key_hash
+        key = work_order.key
+        key_hash = previous.openrouter_key_hash if previous else None
         if key_hash is None:
             key_hash, secret = await management.create_key(
-                f"cleanday {work_order.name}", work_order.key.cap_usd, work_order.key.cadence
+                f"cleanday {name}", key.cap_usd, key.cadence
             )
-            self._store_provisioned_key(work_order.name, secret)
-        else:
-            await management.update_key(key_hash, work_order.key.cap_usd, work_order.key.cadence)
-        slug = preset_slug(work_order.name)
-        await management.publish_preset(slug, self._preset_body(version, Tier.A))
+            self._store_provisioned_key(name, secret)
+        elif previous is not None and (previous.cap_usd, previous.cadence) != (
+            key.cap_usd,
+            key.cadence,
+        ):
+            await management.update_key(key_hash, key.cap_usd, key.cadence)
+        slug = preset_slug(name)
         with Session(self.engine) as session:
-            row = session.get(RoutingBinding, work_order.name)
+            row = session.get(RoutingBinding, name)
             assert row is not None
             row.openrouter_key_hash = key_hash
             row.preset_slug = slug
             session.add(row)
             session.commit()
+        if self.presets.remote_version(name, version.version) is None:
+            remote = await management.publish_preset(slug, self._preset_body(version, Tier.A))
+            self.presets.set_remote_version(name, version.version, remote or 0)
         return version
 
     def _provisioned_key_path(self, behavior: str) -> Path:
@@ -568,9 +582,11 @@ class Router:
             url = self.settings.openrouter_base_url.rstrip("/") + "/chat/completions"
             headers["Authorization"] = f"Bearer {self._secret_for(binding, 'openrouter').reveal()}"
             if binding.preset_slug:
-                # the published preset carries model, prompt and parameters
+                # the published preset carries model, prompt and fallbacks; the tier's
+                # parameters go with the request, which takes precedence over the preset's
                 body["model"] = f"@preset/{binding.preset_slug}"
                 body["messages"] = messages
+                body.update(params)
             else:
                 body.update(params)
                 body["model"] = route.model
