@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 
 from cleanday.db import is_sqlite
 from cleanday.models import T_CHAIN_HEAD, T_ENTRIES
+from cleanday.store import raw_insert
 
 GENESIS = "0" * 64
 
@@ -111,7 +112,7 @@ def append(
         )
         prev = h
     if rows:
-        conn.execute(sa.insert(T_ENTRIES), rows)
+        raw_insert(conn, T_ENTRIES, rows)
         conn.execute(
             sa.update(T_CHAIN_HEAD)
             .where(T_CHAIN_HEAD.c.id == 1)

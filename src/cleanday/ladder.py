@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -211,6 +211,9 @@ def apply(acc: Accumulator, entry: Entry, policy: Policy) -> Accumulator:
             )
     acc = copy.copy(acc)
     acc.last_order = order
+    # Every time the ladder keeps is in UTC: it survives a JSON round trip unchanged, and a
+    # wall time inside a DST gap or fold never compares unequal to its own instant.
+    entry = replace(entry, at=order[0])
 
     if acc.registered_at is None:
         # Days before registration do not exist, and neither does anything that happened in them.

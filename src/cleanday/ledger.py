@@ -542,7 +542,7 @@ class LedgerService:
 
     def _row(self, conn: Connection, name: str) -> BehaviorRow:
         query = (
-            sa.select(T_STATES, T_BEHAVIORS.c.version, T_BEHAVIORS.c.preset_version)
+            sa.select(*_row_columns())
             .join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
             .where(T_STATES.c.behavior == name)
         )
@@ -687,7 +687,7 @@ class LedgerService:
     def list_behaviors(self) -> list[BehaviorRow]:
         """Every behavior's cached state (no folding), by name."""
         query = (
-            sa.select(T_STATES, T_BEHAVIORS.c.version, T_BEHAVIORS.c.preset_version)
+            sa.select(*_row_columns())
             .join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
             .order_by(T_STATES.c.behavior)
         )
@@ -1078,7 +1078,7 @@ class LedgerService:
         """Active candidates from the cached state (no folding); with `week`, each row carries
         the latest decision recorded for that week's review."""
         query = (
-            sa.select(T_STATES, T_BEHAVIORS.c.version, T_BEHAVIORS.c.preset_version)
+            sa.select(*_row_columns())
             .join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
             .where(T_STATES.c.candidate.is_(True), T_STATES.c.status == Status.ACTIVE.value)
             .order_by(T_STATES.c.behavior)
@@ -1451,8 +1451,29 @@ def _report_message(report: RunReport, row: BehaviorRow, fold: _Fold) -> str:
     return "; ".join(parts)
 
 
+def _row_columns() -> list[Any]:
+    """What a Pane of Glass row needs (never the accumulator, which only the fold reads)."""
+    s = T_STATES.c
+    return [
+        s.behavior,
+        s.tier,
+        s.status,
+        s.clean_days,
+        s.candidate,
+        s.last_gate_failure,
+        s.last_failure_gate,
+        s.last_failure_reason,
+        s.tier_since,
+        s.updated_at,
+        T_BEHAVIORS.c.version,
+        T_BEHAVIORS.c.preset_version,
+    ]
+
+
 def _behavior_row(r: Any) -> BehaviorRow:
-    return BehaviorRow(
+    # built from typed columns, so validation would only repeat what the schema guarantees;
+    # skipping it keeps listing 10,000 behaviors cheap
+    return BehaviorRow.model_construct(
         name=r.behavior,
         tier=Tier(r.tier),
         status=Status(r.status),
@@ -1465,4 +1486,5 @@ def _behavior_row(r: Any) -> BehaviorRow:
         version=r.version,
         preset_version=r.preset_version,
         updated_at=r.updated_at,
+        decision=None,
     )
