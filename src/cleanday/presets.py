@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, column, func, text
+from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from cleanday.domain import Tier
 from cleanday.errors import ConfigError, UnknownBehaviorError
+from cleanday.keys import LedgerTx, SqlAlchemyTx
 from cleanday.router.tables import PresetPublication, PresetVersionRow
 from cleanday.workorder import PresetSpec
 
@@ -68,18 +69,6 @@ class PresetPublisher(Protocol):
     """Where published versions also go (OpenRouter's presets API when a management key is set)."""
 
     async def publish(self, version: PresetVersion, tier: Tier) -> int | None: ...
-
-
-_SQL_LATEST = text(
-    "SELECT version, content_hash, content, source, created_at FROM preset_versions "
-    "WHERE behavior = :behavior ORDER BY version DESC LIMIT 1"
-).columns(
-    column("version"),
-    column("content_hash"),
-    column("content", PresetVersionRow.__table__.c.content.type),  # type: ignore[attr-defined]
-    column("source"),
-    column("created_at", PresetVersionRow.__table__.c.created_at.type),  # type: ignore[attr-defined]
-)
 
 
 def _row_to_version(row: PresetVersionRow) -> PresetVersion:
@@ -148,27 +137,28 @@ class PresetStore:
             .limit(1)
         ).first()
 
-    def current(self, behavior: str, conn: Connection | None = None) -> PresetVersion:
-        """The latest version; read on every model call, so with a prebuilt statement and the
-        parsed spec cached by content hash."""
-        if conn is None:
-            with self.engine.connect() as own:
-                return self.current(behavior, own)
-        row = conn.execute(_SQL_LATEST, {"behavior": behavior}).first()
-        if row is None:
+    def current(self, behavior: str, tx: LedgerTx | None = None) -> PresetVersion:
+        """The latest version. Read on every model call (inside the budget transaction when
+        `tx` is given), so the parsed spec is cached by version and content hash."""
+        if tx is None:
+            with self.engine.connect() as conn:
+                return self.current(behavior, SqlAlchemyTx(conn))
+        head = tx.latest_preset(behavior)
+        if head is None:
             raise UnknownBehaviorError(
                 f"behavior {behavior!r} has no preset; register its Work Order first"
             )
-        key = (behavior, row.version, row.content_hash)
+        key = (behavior, head.version, head.content_hash)
         cached = self._parsed.get(key)
         if cached is None:
-            created = row.created_at
+            content = head.content if isinstance(head.content, dict) else json.loads(head.content)
+            created = head.created_at
             cached = PresetVersion(
                 behavior=behavior,
-                version=row.version,
-                content_hash=row.content_hash,
-                spec=PresetSpec.model_validate(row.content),
-                source=row.source,
+                version=head.version,
+                content_hash=head.content_hash,
+                spec=PresetSpec.model_validate(content),
+                source=head.source,
                 created_at=created if created.tzinfo else created.replace(tzinfo=UTC),
             )
             if len(self._parsed) > 1024:

@@ -28,6 +28,7 @@ a provider that echoes a key back never puts it into an exception, a log line or
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import json
 import logging
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy import Connection, Engine, Row
+from sqlalchemy import Connection, Engine
 from sqlmodel import Session, select
 
 from cleanday.config import Settings
@@ -56,7 +57,16 @@ from cleanday.errors import (
     RoutingError,
     UnknownBehaviorError,
 )
-from cleanday.keys import SQL_BINDING, Redactor, Reservation, Secret, SecretResolver, SpendStore
+from cleanday.keys import (
+    SQL_BINDING,
+    BindingRow,
+    LedgerTx,
+    Redactor,
+    Reservation,
+    Secret,
+    SecretResolver,
+    SpendStore,
+)
 from cleanday.presets import PresetStore, PresetVersion
 from cleanday.router.config import RouterConfig, load_router_config
 from cleanday.router.guardrails import Route, check_routes, effective_guardrails
@@ -337,9 +347,9 @@ class Router:
         """Everything before the first request, in one transaction: read the binding and preset,
         plan the routes, check the guardrails, reserve the first estimate."""
 
-        def plan_under_lock(conn: Connection, row: Row[Any]) -> tuple[_Plan, float, str, str]:
-            binding = RoutingBinding.model_construct(**row._asdict())
-            version = self.presets.current(behavior, conn)
+        def plan_under_lock(tx: LedgerTx, row: BindingRow) -> tuple[_Plan, float, str, str]:
+            binding = RoutingBinding.model_construct(**dataclasses.asdict(row))
+            version = self.presets.current(behavior, tx)
             params = version.parameters_for(tier)
             guard = effective_guardrails(binding.guardrails, self.config)
             routes = self._routes(binding, version)
