@@ -376,3 +376,14 @@ async def test_a_worker_builds_the_router_from_the_database_url_alone(
     done = await worker_router.complete("seo_audit", Tier.B, HELLO, run_id="wf-1")
     assert done.transport == "local"
     worker_router.engine.dispose()
+
+
+async def test_missing_secret_names_the_reference_and_sends_nothing(
+    make_router: MakeRouter, primary: Provider, routing_engine: Engine
+) -> None:
+    router = make_router(env={})
+    router.bind_local(work_order())
+    with pytest.raises(RoutingError, match="env:KEY_SEO_AUDIT: environment variable not set"):
+        await router.complete("seo_audit", Tier.A, HELLO)
+    assert primary.requests() == []
+    assert router.spend.spend("seo_audit") == 0.0  # the reservation was released

@@ -166,3 +166,16 @@ async def test_fake_openrouter_rejects_requests_outside_the_description(
         )
     assert resp.status_code == 400
     assert "limit_reset" in resp.json()["error"]["message"]
+
+
+async def test_restored_version_is_published_like_a_new_one(router: Router, fake: Any) -> None:
+    await router.bind(_wo())
+    changed = _wo()
+    changed = changed.model_copy(
+        update={"preset": changed.preset.model_copy(update={"system_prompt": "Be terse."})}
+    )
+    await router.bind(changed)
+    restored = await router.restore_preset("seo_audit", 1)
+    assert restored.version == 3
+    prompts = [v["system_prompt"] for v in fake.presets["cleanday-seo-audit"]]
+    assert prompts == ["Be brief.", "Be terse.", "Be brief."]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -70,11 +71,16 @@ def preset_history(name: str) -> None:
 @preset_app.command("restore")
 def preset_restore(name: str, version: int) -> None:
     """Make a new version equal to VERSION (history is kept)."""
-    store = PresetStore(_engine(get_settings()))
+    from cleanday.router.core import Router
+
+    settings = get_settings()
+    router = Router.from_settings(settings, _engine(settings))
     try:
-        restored = store.restore(name, version)
+        restored = asyncio.run(router.restore_preset(name, version))
     except CleandayError as exc:
         raise _fail(exc) from None
+    finally:
+        router.engine.dispose()
     typer.echo(f"{name}: v{restored.version} restored from v{version}")
 
 

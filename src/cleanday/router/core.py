@@ -307,10 +307,19 @@ class Router:
         await self._publish_remote(behavior, version, tier)
         return version
 
+    async def restore_preset(self, behavior: str, version: int) -> PresetVersion:
+        """`cleanday preset restore`: a new version equal to `version`, published like any new
+        version (the tier's parameters travel with each call, so base parameters suffice)."""
+        restored = self.presets.restore(behavior, version)
+        await self._publish_remote(behavior, restored, Tier.A)
+        return restored
+
     async def _publish_remote(self, behavior: str, version: PresetVersion, tier: Tier) -> None:
         management = self._management()
+        if management is None:
+            return
         binding = self._binding(behavior)
-        if management is not None and binding.preset_slug:
+        if binding.preset_slug:
             await management.publish_preset(binding.preset_slug, self._preset_body(version, tier))
 
     def _preset_body(self, version: PresetVersion, tier: Tier) -> dict[str, Any]:
