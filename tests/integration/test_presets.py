@@ -144,5 +144,5 @@ def test_keys_command_lists_spend_cap_share_and_projection(
     assert out.exit_code == 0, out.output
     row = out.output.strip().splitlines()[1]
     assert row.split()[:2] == ["seo_audit", "env:KEY_SEO_AUDIT"]
-    assert "$    0.25" in row and "$    1.00" in row and "25%" in row
+    assert row.split()[5:8] == ["$0.25", "$1.00", "25%"]
     get_settings.cache_clear()

@@ -27,6 +27,10 @@ def _fail(exc: CleandayError) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _usd(amount: float) -> str:
+    return f"${amount:,.2f}"
+
+
 def keys() -> None:
     """Spend, cap, share used and projected end-of-period spend for every key."""
     settings = get_settings()
@@ -43,8 +47,8 @@ def keys() -> None:
         period = f"{r.cadence} to {r.period_end.astimezone(zone):%m-%d}"
         flag = "  over cap at this pace" if r.projected_usd > r.cap_usd else ""
         typer.echo(
-            f"{r.behavior:<24} {r.key_ref:<28} {period:<18} ${r.spend_usd:>8.2f} "
-            f"${r.cap_usd:>8.2f} {r.share_used:>6.0%} ${r.projected_usd:>9.2f}{flag}"
+            f"{r.behavior:<24} {r.key_ref:<28} {period:<18} {_usd(r.spend_usd):>9} "
+            f"{_usd(r.cap_usd):>9} {r.share_used:>6.0%} {_usd(r.projected_usd):>10}{flag}"
         )
 
 
