@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from cleanday import chain, clock, ladder, store
 from cleanday.chain import ChainProblem, NewEntry, VerifyResult, canonical_time
 from cleanday.config import Settings, get_settings
-from cleanday.db import make_engine, migrate, write_connection
+from cleanday.db import is_sqlite, make_engine, migrate, write_connection
 from cleanday.domain import (
     BehaviorState,
     Decision,
@@ -697,13 +697,8 @@ class LedgerService:
 
     def list_behaviors(self) -> list[BehaviorRow]:
         """Every behavior's cached state (no folding), by name."""
-        query = (
-            sa.select(*_row_columns())
-            .join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
-            .order_by(T_STATES.c.behavior)
-        )
         with self.engine.connect() as conn:
-            return [_behavior_row(r) for r in conn.execute(query).all()]
+            return _pane_rows(conn, candidates_only=False)
 
     def get_work_order(self, name: str) -> WorkOrder:
         with self.engine.connect() as conn:
@@ -1088,18 +1083,9 @@ class LedgerService:
     def candidates(self, week: date | None = None) -> list[BehaviorRow]:
         """Active candidates from the cached state (no folding); with `week`, each row carries
         the latest decision recorded for that week's review."""
-        query = (
-            sa.select(*_row_columns())
-            .join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
-            .where(T_STATES.c.candidate.is_(True), T_STATES.c.status == Status.ACTIVE.value)
-            .order_by(T_STATES.c.behavior)
-        )
         with self.engine.connect() as conn:
-            rows = [_behavior_row(r) for r in conn.execute(query).all()]
-            if week is None:
-                return rows
-            decisions = self._decisions(conn, week)
-        return [r.model_copy(update={"decision": decisions.get(r.name)}) for r in rows]
+            decisions = self._decisions(conn, week) if week is not None else {}
+            return _pane_rows(conn, candidates_only=True, decisions=decisions)
 
     def _decisions(self, conn: Connection, week: date) -> dict[str, Decision]:
         """Latest decision per behavior for the review of `week` (the Sunday)."""
@@ -1485,6 +1471,57 @@ def _fold_row(fold: _Fold, row: Any, now: datetime) -> BehaviorRow:
         updated_at=now,
         decision=None,
     )
+
+
+_PANE_SQL = (
+    "SELECT s.behavior, s.tier, s.status, s.clean_days, s.candidate, s.last_gate_failure, "
+    "s.last_failure_gate, s.last_failure_reason, s.tier_since, s.updated_at, b.version, "
+    "b.preset_version FROM behavior_states s JOIN behaviors b ON b.name = s.behavior"
+)
+_TIERS = {t.value: t for t in Tier}
+_STATUSES = {st.value: st for st in Status}
+
+
+def _pane_rows(
+    conn: Connection, *, candidates_only: bool, decisions: dict[str, Decision] | None = None
+) -> list[BehaviorRow]:
+    """Pane of Glass rows straight from the driver: listing 10,000 behaviors (or as many
+    candidates) is dominated by per-row work, so it is kept to the conversions it needs."""
+    sql = _PANE_SQL
+    if candidates_only:
+        sql += " WHERE s.candidate = " + ("1" if is_sqlite(conn) else "true")
+        sql += " AND s.status = 'active'"
+    sql += " ORDER BY s.behavior"
+    decisions = decisions or {}
+
+    def ts(v: Any) -> datetime | None:
+        if v is None:
+            return None
+        if isinstance(v, str):  # SQLite keeps naive UTC text
+            v = datetime.fromisoformat(v)
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+
+    def day(v: Any) -> date | None:
+        return date.fromisoformat(v) if isinstance(v, str) else v
+
+    return [
+        BehaviorRow.model_construct(
+            name=r[0],
+            tier=_TIERS[r[1]],
+            status=_STATUSES[r[2]],
+            clean_days=r[3],
+            candidate=bool(r[4]),
+            last_gate_failure=day(r[5]),
+            last_failure_gate=r[6],
+            last_failure_reason=r[7],
+            tier_since=ts(r[8]),
+            updated_at=ts(r[9]),
+            version=r[10],
+            preset_version=r[11],
+            decision=decisions.get(r[0]),
+        )
+        for r in conn.exec_driver_sql(sql)
+    ]
 
 
 def _row_columns() -> list[Any]:
