@@ -54,18 +54,39 @@ def primitive_entries(conn: Connection, behavior: str) -> list[tuple[int, Entry]
     return [(int(r.seq), to_entry(r)) for r in rows]
 
 
+# Built once: the per-run path runs these on every report, and building a statement costs more
+# than SQLite takes to answer it.
+_Q_ENTRIES_OF = (
+    sa.select(
+        T_ENTRIES.c.seq,
+        T_ENTRIES.c.behavior,
+        T_ENTRIES.c.kind,
+        T_ENTRIES.c.at,
+        T_ENTRIES.c.key,
+        T_ENTRIES.c.data,
+    )
+    .where(
+        T_ENTRIES.c.behavior == sa.bindparam("behavior"),
+        T_ENTRIES.c.seq > sa.bindparam("after"),
+        T_ENTRIES.c.kind.in_(PRIMITIVE_KINDS),
+    )
+    .order_by(T_ENTRIES.c.seq)
+)
+_Q_STATES = sa.select(
+    T_STATES, T_BEHAVIORS.c.idle_days, T_BEHAVIORS.c.version, T_BEHAVIORS.c.preset_version
+).join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
+_Q_STATE_ONE = _Q_STATES.where(T_STATES.c.behavior == sa.bindparam("behavior"))
+
+
 def primitive_entries_of(conn: Connection, behavior: str, after: int) -> list[tuple[int, Entry]]:
     """One behavior's primitive entries beyond seq `after` (not yet folded), in chain order."""
-    rows = conn.execute(
-        sa.select(T_ENTRIES)
-        .where(
-            T_ENTRIES.c.behavior == behavior,
-            T_ENTRIES.c.seq > after,
-            T_ENTRIES.c.kind.in_(PRIMITIVE_KINDS),
-        )
-        .order_by(T_ENTRIES.c.seq)
-    ).all()
+    rows = conn.execute(_Q_ENTRIES_OF, {"behavior": behavior, "after": after}).all()
     return [(int(r.seq), to_entry(r)) for r in rows]
+
+
+def state_row(conn: Connection, behavior: str) -> Any | None:
+    """One behavior's state row with its behavior columns, or None if it has none."""
+    return conn.execute(_Q_STATE_ONE, {"behavior": behavior}).first()
 
 
 def primitive_entries_after(conn: Connection, seq: int) -> dict[str, list[tuple[int, Entry]]]:
@@ -108,9 +129,7 @@ def behaviors_with_entries_between(conn: Connection, start: datetime, end: datet
 
 def state_rows(conn: Connection, names: Sequence[str] | None = None) -> dict[str, Any]:
     """Materialized state rows joined with the behavior columns the fold needs."""
-    query = sa.select(T_STATES, T_BEHAVIORS.c.idle_days, T_BEHAVIORS.c.version).join(
-        T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior
-    )
+    query = _Q_STATES
     if names is None:
         return {r.behavior: r for r in conn.execute(query).all()}
     out: dict[str, Any] = {}
