@@ -400,5 +400,15 @@ def review_close(
     )
 
 
+def _register_extensions() -> None:
+    """Commands that live beside the parts they drive."""
+    from cleanday.router.cli import register_commands as register_router_commands
+
+    register_router_commands(app)
+
+
+_register_extensions()
+
+
 def main() -> None:
     app()

@@ -604,12 +604,12 @@ def test_verify_through_the_service_names_a_tampered_run_report(
 
 def test_open_builds_a_migrated_ledger_from_settings(tmp_path: Path) -> None:
     from cleanday.config import Settings
-    from cleanday.db import current_revision
+    from cleanday.db import current_revision, head_revision
 
     settings = Settings(CLEANDAY_DATA_DIR=tmp_path / "data", CLEANDAY_TIMEZONE="Europe/Berlin")
     svc = LedgerService.open(settings)
     assert (tmp_path / "data" / "ledger.db").exists()
-    assert current_revision(svc.engine) == "0001_ledger"
+    assert current_revision(svc.engine) == head_revision()
     assert svc.policy.timezone == "Europe/Berlin"
     svc.engine.dispose()
 

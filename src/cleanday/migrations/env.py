@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import cleanday.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import cleanday.models
+import cleanday.router.tables  # noqa: F401  (and the routing tables)
 from cleanday.db import make_engine
 
 config = context.config
