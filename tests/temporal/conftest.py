@@ -38,3 +38,16 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     async with running_stack(ts_env.client, ledger_app, tmp_path / "data") as s:
         yield s
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (schedules need one: the time-skipping server has none)."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary("temporal"),
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()

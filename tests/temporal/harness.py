@@ -139,12 +139,17 @@ class Stack:
 
 @asynccontextmanager
 async def running_stack(
-    client: Client, app: Any, data_dir: Path, *, model_for: Callable[..., ModelCaller] | None = None
+    client: Client,
+    app: Any,
+    data_dir: Path,
+    *,
+    model_for: Callable[..., ModelCaller] | None = None,
+    task_queue: str | None = None,
 ) -> AsyncIterator[Stack]:
     """The ledger app in-process (ASGI), a worker on a fresh task queue, the file sink."""
     transport = httpx.ASGITransport(app=app)
     async with LedgerClient("http://ledger", TOKEN, transport=transport) as ledger:
-        stack = Stack(client, ledger, data_dir, f"test-{uuid.uuid4().hex[:8]}")
+        stack = Stack(client, ledger, data_dir, task_queue or f"test-{uuid.uuid4().hex[:8]}")
         deps = RuntimeDeps(
             ledger=ledger,
             work_orders=stack.work_orders,
