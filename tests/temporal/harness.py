@@ -61,6 +61,7 @@ class ScriptedModel:
 
     behavior: str
     run_id: str
+    model: str
     hold: asyncio.Event | None = None
 
     async def complete(
@@ -70,7 +71,7 @@ class ScriptedModel:
             await self.hold.wait()
         return Completion(
             text=f"note for {self.behavior}",
-            model="local/echo",
+            model=self.model,
             transport="local",
             cost_usd=0.001,
             tokens_in=10,
@@ -130,7 +131,7 @@ class Stack:
         return str(body["state"]["tier"])
 
     def model_for(self, wo: WorkOrder, tier: Tier, run_id: str) -> ModelCaller:
-        return ScriptedModel(wo.name, run_id, self.holds.get(wo.name))
+        return ScriptedModel(wo.name, run_id, wo.preset.model, self.holds.get(wo.name))
 
     def sink_files(self, behavior: str) -> list[str]:
         root = self.data_dir / "sinks" / behavior
