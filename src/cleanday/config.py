@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     service_host: str = Field(default="127.0.0.1", alias="CLEANDAY_HOST")
     service_port: int = Field(default=8765, alias="CLEANDAY_PORT")
     service_url: str | None = Field(default=None, alias="CLEANDAY_URL")
+    # run the day close / Sunday review / Sunday close jobs inside the service process
+    scheduler_enabled: bool = Field(default=True, alias="CLEANDAY_SCHEDULER")
 
     temporal_address: str = Field(default="127.0.0.1:7233", alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")

@@ -202,3 +202,5 @@ class BehaviorState:
     # everything the ladder concluded along the way, oldest first
     tier_changes: tuple[TierChange, ...] = ()
     quarantined_at: datetime | None = None
+    last_run_at: datetime | None = None  # finish time of the latest run folded in
+    version: int | None = None  # Work Order version from the latest `registered` entry

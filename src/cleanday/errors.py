@@ -34,6 +34,10 @@ class LedgerIntegrityError(CleandayError):
     """The hash chain of the ledger does not verify."""
 
 
+class OutOfOrderEntry(CleandayError):
+    """An entry older than what a ladder accumulator already folded; recompute from all entries."""
+
+
 class PermitDenied(CleandayError):
     """The ledger refused an act permit; the reason says why."""
 

@@ -1,0 +1,119 @@
+"""The ledger service's HTTP app: routes, error mapping, and the scheduler in its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from cleanday import __version__
+from cleanday.config import Settings
+from cleanday.errors import (
+    CleandayError,
+    ConfigError,
+    DecisionError,
+    LedgerIntegrityError,
+    PermitDenied,
+    RegistrationError,
+    UnknownBehaviorError,
+    WebhookRejected,
+    WorkOrderError,
+)
+from cleanday.service.routes import behaviors, days, pane, permits, reviews, runs
+
+if TYPE_CHECKING:
+    from cleanday.ledger import LedgerService
+
+# most specific first: the first isinstance match decides the status
+_STATUS: tuple[tuple[type[CleandayError], int], ...] = (
+    (UnknownBehaviorError, status.HTTP_404_NOT_FOUND),
+    (PermitDenied, status.HTTP_403_FORBIDDEN),
+    (WorkOrderError, status.HTTP_422_UNPROCESSABLE_ENTITY),
+    (RegistrationError, status.HTTP_409_CONFLICT),
+    (DecisionError, status.HTTP_409_CONFLICT),
+    (LedgerIntegrityError, status.HTTP_409_CONFLICT),
+    (ConfigError, status.HTTP_500_INTERNAL_SERVER_ERROR),
+)
+
+
+def status_for(exc: CleandayError) -> int:
+    if isinstance(exc, WebhookRejected):
+        return exc.status
+    for kind, code in _STATUS:
+        if isinstance(exc, kind):
+            return code
+    return status.HTTP_400_BAD_REQUEST
+
+
+def build_service(settings: Settings) -> LedgerService:
+    """A LedgerService over the database the settings name (SQLite file by default)."""
+    from cleanday.db import make_engine
+    from cleanday.ledger import LedgerService
+
+    return LedgerService(make_engine(settings.resolved_database_url), timezone=settings.timezone)
+
+
+def create_app(
+    settings: Settings, service: LedgerService | None = None, *, scheduler: bool | None = None
+) -> FastAPI:
+    """The ledger service app; `scheduler` overrides the CLEANDAY_SCHEDULER setting."""
+    ledger = service if service is not None else build_service(settings)
+    run_scheduler = settings.scheduler_enabled if scheduler is None else scheduler
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not run_scheduler:
+            yield
+            return
+        from cleanday.scheduler import start_scheduler
+
+        sched = start_scheduler(ledger, settings)
+        app.state.scheduler = sched
+        try:
+            yield
+        finally:
+            sched.shutdown(wait=False)
+
+    app = FastAPI(
+        title="cleanday ledger service",
+        version=__version__,
+        description=(
+            "Registration, run outcomes, act permits, Sunday reviews and the Pane of Glass. "
+            "Every write needs `Authorization: Bearer <CLEANDAY_TOKEN>`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.service = ledger
+
+    @app.exception_handler(CleandayError)
+    async def _cleanday_error(_: Request, exc: CleandayError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors: list[dict[str, Any]] = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        summary = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+            for e in errors
+        )
+        return JSONResponse(
+            {"detail": summary, "errors": errors},
+            status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        )
+
+    for module in (pane, behaviors, runs, permits, reviews, days):
+        app.include_router(module.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """For `uvicorn --factory cleanday.service.app:app_from_env`: settings from the environment."""
+    return create_app(Settings())

@@ -1,0 +1,19 @@
+"""Day close: folds a calendar day in the ledger's time zone; safe to run twice."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from cleanday.service.deps import Operator, get_service
+from cleanday.service.serialize import to_jsonable
+
+router = APIRouter(prefix="/api/v1/days", tags=["days"])
+Service = Annotated[Any, Depends(get_service)]
+
+
+@router.post("/{day}/close", dependencies=[Operator], summary="Close a day (idempotent)")
+def close_day(day: date, service: Service) -> Any:
+    return to_jsonable(service.close_day(day))

@@ -1,0 +1,27 @@
+"""Act permits: asked for at the moment of acting, so a demotion mid-run is honoured."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from cleanday.service.deps import Operator, get_service
+from cleanday.service.schemas import PermitIn
+from cleanday.service.serialize import to_jsonable
+
+router = APIRouter(prefix="/api/v1/permits", tags=["permits"])
+Service = Annotated[Any, Depends(get_service)]
+
+
+@router.post(
+    "",
+    dependencies=[Operator],
+    summary="Ask for an act permit (200 granted, 403 denied with the reason)",
+    responses={403: {"description": "denied; `detail` says why"}},
+)
+def request_permit(body: PermitIn, service: Service) -> dict[str, Any]:
+    permit = service.request_permit(body.behavior, body.run_id, item_id=body.item_id)
+    payload = to_jsonable(permit)
+    payload = payload if isinstance(payload, dict) else {"permit": payload}
+    return {"granted": True, **payload}
