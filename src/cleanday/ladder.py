@@ -46,7 +46,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from cleanday.clock import ONE_DAY, is_sunday, local_date, review_sunday, sunday_close_at
@@ -82,7 +82,9 @@ FoldOrder = tuple[datetime, int, str]
 
 
 def fold_order(entry: Entry) -> FoldOrder:
-    return (entry.at, 0 if entry.kind is EntryKind.REGISTERED else 1, entry.key)
+    # In UTC, because Python compares two datetimes of the same zone by wall time, ignoring
+    # `fold`: the two passes through a repeated autumn hour would otherwise look simultaneous.
+    return (entry.at.astimezone(UTC), 0 if entry.kind is EntryKind.REGISTERED else 1, entry.key)
 
 
 @dataclass
@@ -257,7 +259,8 @@ def compute_state(
     """
     acc = initial(behavior)
     seen: set[str] = set()
-    known = (e for e in entries if not e.kind.derived and e.at <= now)
+    now_utc = now.astimezone(UTC)
+    known = (e for e in entries if not e.kind.derived and e.at.astimezone(UTC) <= now_utc)
     for entry in sorted(known, key=fold_order):
         if entry.key in seen:
             continue
