@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     task_queue: str = Field(default="cleanday", alias="CLEANDAY_TASK_QUEUE")
 
     local_provider_port: int = Field(default=8799, alias="CLEANDAY_LOCAL_PROVIDER_PORT")
+    # where the router reaches the local provider; default http://127.0.0.1:<port>/v1
+    local_provider_url: str | None = Field(default=None, alias="CLEANDAY_LOCAL_PROVIDER_URL")
+    # YAML with model prices, timeout classes, shared guardrail policies (cleanday.router.config)
+    router_config: Path | None = Field(default=None, alias="CLEANDAY_ROUTER_CONFIG")
+    # the OpenRouter API description the local provider validates requests against
+    openrouter_spec: Path | None = Field(default=None, alias="CLEANDAY_OPENROUTER_SPEC")
     openrouter_base_url: str = Field(
         default="https://openrouter.ai/api/v1", alias="OPENROUTER_BASE_URL"
     )
@@ -47,6 +53,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'ledger.db').resolve()}"
+
+    @property
+    def resolved_local_provider_url(self) -> str:
+        return self.local_provider_url or f"http://127.0.0.1:{self.local_provider_port}/v1"
 
     @property
     def resolved_service_url(self) -> str:

@@ -24,3 +24,8 @@ class Completion:
     latency_ms: float = 0.0
     fell_back: bool = False
     attempts: tuple[Attempt, ...] = field(default_factory=tuple)
+
+    @property
+    def budget_refused(self) -> bool:
+        """A provider answered 402: the budget gate failed even if a fallback answered."""
+        return any(a.status == 402 for a in self.attempts)

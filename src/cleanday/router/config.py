@@ -1,0 +1,84 @@
+"""Routing configuration: prices, timeout classes, shared guardrail policies, per-transport keys.
+
+Model names live here (or in presets), never in code: a deployment writes them in the YAML
+file named by CLEANDAY_ROUTER_CONFIG.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cleanday.errors import ConfigError
+from cleanday.workorder import Guardrails
+
+
+class ModelInfo(BaseModel):
+    """What cleanday knows about a model (or a glob of models, e.g. 'anthropic/*')."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_mtok: float | None = Field(default=None, ge=0, description="USD per 1M input tokens")
+    output_per_mtok: float | None = Field(
+        default=None, ge=0, description="USD per 1M output tokens"
+    )
+    timeout_class: Literal["fast", "reasoning"] | None = None
+    # the model's id on the Anthropic API when it differs from OpenRouter's
+    anthropic_id: str | None = None
+
+
+class RouterConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: dict[str, ModelInfo] = Field(default_factory=dict)
+    timeouts: dict[str, float] = Field(default_factory=lambda: {"fast": 30.0, "reasoning": 180.0})
+    # estimate for a call to a model with no price in `models` (the budget check needs one)
+    default_estimate_usd: float = Field(default=0.01, ge=0)
+    # output tokens assumed when the preset sets no max_tokens
+    default_max_tokens: int = Field(default=1024, gt=0)
+    rate_limit_attempts: int = Field(default=3, ge=1)
+    max_retry_after_s: float = Field(default=60.0, ge=0)
+    default_retry_after_s: float = Field(default=1.0, ge=0)
+    policies: dict[str, Guardrails] = Field(default_factory=dict)
+    # whether the direct Anthropic account has zero data retention
+    anthropic_zdr: bool = False
+    anthropic_version: str = "2023-06-01"
+    # key references per transport, overriding the behavior's own key for that transport
+    # (spend still counts against the behavior's key and cap)
+    transport_keys: dict[str, str] = Field(default_factory=dict)
+
+    def model_info(self, model: str) -> ModelInfo:
+        """The most specific entry matching `model`: an exact name beats a glob."""
+        if model in self.models:
+            return self.models[model]
+        matches = [(p, info) for p, info in self.models.items() if fnmatchcase(model, p)]
+        if not matches:
+            return ModelInfo()
+        return max(matches, key=lambda m: len(m[0]))[1]
+
+    def anthropic_model(self, model: str) -> str | None:
+        """The model's id on the Anthropic API, or None when Anthropic does not serve it."""
+        info = self.model_info(model)
+        if info.anthropic_id:
+            return info.anthropic_id
+        prefix, sep, rest = model.partition("/")
+        if sep and prefix == "anthropic":
+            return rest
+        return None
+
+
+def load_router_config(path: Path | None) -> RouterConfig:
+    if path is None:
+        return RouterConfig()
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"router config {path}: cannot read ({exc.strerror})") from None
+    try:
+        return RouterConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"router config {path}: {exc}") from None

@@ -1,0 +1,602 @@
+"""The Router: one model call for a behavior, through its key, preset, guardrails and transports."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine
+from sqlmodel import Session, create_engine, select
+
+from cleanday.config import Settings
+from cleanday.domain import Tier
+from cleanday.errors import (
+    BudgetExceeded,
+    CleandayError,
+    ConfigError,
+    ProviderRefused,
+    RateLimited,
+    RegistrationError,
+    RoutingError,
+    UnknownBehaviorError,
+)
+from cleanday.keys import Redactor, Reservation, Secret, SecretResolver, SpendStore
+from cleanday.presets import PresetStore, PresetVersion
+from cleanday.router.config import RouterConfig, load_router_config
+from cleanday.router.guardrails import Route, check_routes, effective_guardrails
+from cleanday.router.management import OpenRouterManagement, preset_slug
+from cleanday.router.tables import RoutingBinding
+from cleanday.router.types import Attempt, Completion
+from cleanday.workorder import WorkOrder
+
+log = logging.getLogger("cleanday.router")
+
+# statuses after which the next transport is tried; anything else 4xx is a refusal
+_FALL_BACK = frozenset({402, 408, 500, 502, 503, 504, 524, 529})
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_client() -> httpx.AsyncClient:
+    """The process's pooled client (one per event loop, since a pool belongs to its loop)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            timeout=httpx.Timeout(30.0),
+        )
+        _clients[loop] = client
+    return client
+
+
+def _retry_after(value: str | None, default: float, cap: float) -> float:
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        if parsed is None:
+            return default
+        seconds = (parsed - datetime.now(UTC)).total_seconds()
+    return max(0.0, min(seconds, cap))
+
+
+@dataclass
+class _Outcome:
+    """What one HTTP attempt produced, before the router decides what to do next."""
+
+    status: int | None
+    error: str | None = None
+    text: str = ""
+    model: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float | None = None
+    retry_after: str | None = None
+
+
+class Router:
+    """Routes a behavior's model calls; the decisions live here, not in a provider's config."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        spend_store: SpendStore,
+        presets: PresetStore,
+        resolver: SecretResolver,
+        http_client: httpx.AsyncClient | None = None,
+        *,
+        config: RouterConfig | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self.spend = spend_store
+        self.presets = presets
+        self.resolver = resolver
+        self.redact: Redactor = resolver.redactor
+        self._client = http_client
+        self.config = config or load_router_config(settings.router_config)
+        self._sleep = sleep
+        self.engine: Engine = spend_store.engine
+
+    @classmethod
+    def from_settings(cls, settings: Settings, engine: Engine | None = None) -> Router:
+        """Everything from DATABASE_URL and the environment: what a worker process needs."""
+        engine = engine or create_engine(settings.resolved_database_url)
+        return cls(
+            settings,
+            SpendStore(engine, timezone=settings.timezone),
+            PresetStore(engine),
+            SecretResolver(),
+        )
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        return self._client or shared_client()
+
+    # --- binding ---------------------------------------------------------------------
+
+    def bind_local(self, work_order: WorkOrder) -> PresetVersion:
+        """Record the behavior's key, cap, transports, guardrails and preset version.
+
+        Refuses a key reference already bound to another behavior. Safe to call again: an
+        unchanged preset is not a new version.
+        """
+        effective_guardrails(work_order.guardrails.model_dump(exclude_unset=True), self.config)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with Session(self.engine) as session:
+            other = session.exec(
+                select(RoutingBinding).where(
+                    RoutingBinding.key_ref == work_order.key.ref,
+                    RoutingBinding.behavior != work_order.name,
+                )
+            ).first()
+            if other is not None:
+                raise RegistrationError(
+                    f"work order {work_order.name}: key {work_order.key.ref} is already bound to "
+                    f"behavior {other.behavior}; each behavior needs its own key"
+                )
+            binding = session.get(RoutingBinding, work_order.name)
+            if binding is None:
+                binding = RoutingBinding(
+                    behavior=work_order.name,
+                    key_ref=work_order.key.ref,
+                    cap_usd=work_order.key.cap_usd,
+                    cadence=work_order.key.cadence,
+                    bound_at=now,
+                    updated_at=now,
+                )
+            binding.key_ref = work_order.key.ref
+            binding.cap_usd = work_order.key.cap_usd
+            binding.cadence = work_order.key.cadence
+            binding.transports = list(work_order.transports.order)
+            binding.guardrails = work_order.guardrails.model_dump(mode="json", exclude_unset=True)
+            binding.updated_at = now
+            session.add(binding)
+            session.commit()
+        version = self.presets.record(work_order.name, work_order.preset)
+        if not self.presets.publications(work_order.name):
+            self.presets.publish_for_tier(work_order.name, Tier.A, reason="registration")
+        return version
+
+    async def bind(self, work_order: WorkOrder) -> PresetVersion:
+        """Bind a behavior; with OPENROUTER_MANAGEMENT_KEY also provision its OpenRouter key
+        (limit = cap, reset = cadence) and publish its preset version there."""
+        version = self.bind_local(work_order)
+        management = self._management()
+        if management is None or "openrouter" not in work_order.transports.order:
+            return version
+        binding = self._binding(work_order.name)
+        key_hash = binding.openrouter_key_hash
+        if key_hash is None:
+            key_hash, secret = await management.create_key(
+                f"cleanday {work_order.name}", work_order.key.cap_usd, work_order.key.cadence
+            )
+            self._store_provisioned_key(work_order.name, secret)
+        else:
+            await management.update_key(key_hash, work_order.key.cap_usd, work_order.key.cadence)
+        slug = preset_slug(work_order.name)
+        await management.publish_preset(slug, self._preset_body(version, Tier.A))
+        with Session(self.engine) as session:
+            row = session.get(RoutingBinding, work_order.name)
+            assert row is not None
+            row.openrouter_key_hash = key_hash
+            row.preset_slug = slug
+            session.add(row)
+            session.commit()
+        return version
+
+    def _provisioned_key_path(self, behavior: str) -> Path:
+        return self.settings.data_dir / "keys" / f"{behavior}.openrouter"
+
+    def _store_provisioned_key(self, behavior: str, secret: Secret) -> None:
+        # the provisioned secret lives in a 0600 file under the data dir, never in the database
+        path = self._provisioned_key_path(behavior)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)
+        path.write_text(secret.reveal())
+
+    def _management(self) -> OpenRouterManagement | None:
+        raw = self.settings.openrouter_management_key
+        if not raw:
+            return None
+        self.redact.add(raw)
+        return OpenRouterManagement(
+            self.settings.openrouter_base_url, Secret(raw), self.client, self.redact
+        )
+
+    async def publish_for_tier(self, behavior: str, tier: Tier) -> PresetVersion:
+        """Promotion to `tier`: publish the current version for it (and to OpenRouter)."""
+        version = self.presets.publish_for_tier(behavior, tier)
+        await self._publish_remote(behavior, version, tier)
+        return version
+
+    async def restore_for_demotion(self, behavior: str, tier: Tier) -> PresetVersion:
+        """Demotion to `tier`: restore the last version that was clean there."""
+        version = self.presets.restore_for_demotion(behavior, tier)
+        await self._publish_remote(behavior, version, tier)
+        return version
+
+    async def _publish_remote(self, behavior: str, version: PresetVersion, tier: Tier) -> None:
+        management = self._management()
+        binding = self._binding(behavior)
+        if management is not None and binding.preset_slug:
+            await management.publish_preset(binding.preset_slug, self._preset_body(version, tier))
+
+    def _preset_body(self, version: PresetVersion, tier: Tier) -> dict[str, Any]:
+        spec = version.spec
+        body: dict[str, Any] = {
+            "model": spec.model,
+            "messages": [{"role": "system", "content": spec.system_prompt or spec.name}],
+            **version.parameters_for(tier),
+        }
+        if spec.fallback_models:
+            body["models"] = [spec.model, *spec.fallback_models]
+        if spec.provider:
+            body["provider"] = dict(spec.provider)
+        return body
+
+    def _binding(self, behavior: str) -> RoutingBinding:
+        with Session(self.engine) as session:
+            binding = session.get(RoutingBinding, behavior)
+            if binding is None:
+                raise UnknownBehaviorError(
+                    f"behavior {behavior!r} has no model key bound; register its Work Order first"
+                )
+            session.expunge(binding)
+            return binding
+
+    # --- planning --------------------------------------------------------------------
+
+    def _routes(self, binding: RoutingBinding, version: PresetVersion) -> list[Route]:
+        spec = version.spec
+        models = (spec.model, *spec.fallback_models)
+        routes: list[Route] = []
+        for transport in binding.transports:
+            if transport == "anthropic":
+                served = [m for m in models if self.config.anthropic_model(m)]
+                if not served:
+                    continue
+                routes.append(Route("anthropic", served[0], tuple(served[:1]), dict(spec.provider)))
+            else:
+                routes.append(Route(transport, spec.model, models, dict(spec.provider)))
+        if not routes:
+            raise RoutingError(
+                f"behavior {binding.behavior}: no transport in {binding.transports} can serve "
+                f"model {spec.model}; grant a transport in the Work Order or map the model in the "
+                "router config"
+            )
+        return routes
+
+    def _timeout(self, version: PresetVersion) -> float:
+        cls = version.spec.timeout_class or self.config.model_info(version.spec.model).timeout_class
+        return self.config.timeouts.get(cls or "fast", 30.0)
+
+    def _estimate(
+        self, route: Route, messages: list[dict[str, Any]], params: dict[str, Any], system: str
+    ) -> float:
+        if route.transport == "local":
+            return 0.0
+        info = self.config.model_info(route.models[0])
+        if info.input_per_mtok is None or info.output_per_mtok is None:
+            return self.config.default_estimate_usd
+        chars = len(system) + sum(len(json.dumps(m.get("content", ""))) for m in messages)
+        tokens_in = chars / 4 + 8 * len(messages)
+        tokens_out = (
+            params.get("max_tokens")
+            or params.get("max_completion_tokens")
+            or (self.config.default_max_tokens)
+        )
+        return (tokens_in * info.input_per_mtok + float(tokens_out) * info.output_per_mtok) / 1e6
+
+    def _price(self, model: str, tokens_in: int, tokens_out: int) -> float:
+        info = self.config.model_info(model)
+        if info.input_per_mtok is None or info.output_per_mtok is None:
+            return 0.0
+        return (tokens_in * info.input_per_mtok + tokens_out * info.output_per_mtok) / 1e6
+
+    # --- the call --------------------------------------------------------------------
+
+    async def complete(
+        self,
+        behavior: str,
+        tier: Tier,
+        messages: list[dict[str, Any]],
+        *,
+        response_format: dict[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> Completion:
+        started = time.perf_counter()
+        binding = self._binding(behavior)
+        version = self.presets.current(behavior)
+        params = version.parameters_for(tier)
+        guard = effective_guardrails(binding.guardrails, self.config)
+        routes = self._routes(binding, version)
+        check_routes(behavior, routes, guard, self.config, params)
+        timeout = self._timeout(version)
+        attempts: list[Attempt] = []
+        saw_402 = False
+        for index, route in enumerate(routes):
+            for tries in range(1, self.config.rate_limit_attempts + 1):
+                estimate = self._estimate(route, messages, params, version.spec.system_prompt)
+                # the gate runs before every request: first try, retry and fallback alike
+                reservation = await asyncio.to_thread(
+                    self.spend.reserve,
+                    behavior,
+                    estimate,
+                    run_id=run_id,
+                    transport=route.transport,
+                    model=route.model,
+                )
+                outcome = await self._attempt(
+                    binding,
+                    route,
+                    version,
+                    params,
+                    guard.require_zdr,
+                    messages,
+                    response_format,
+                    timeout,
+                    reservation,
+                )
+                attempts.append(
+                    Attempt(route.transport, route.model, outcome.status, outcome.error)
+                )
+                if outcome.status == 200:
+                    return Completion(
+                        text=outcome.text,
+                        model=outcome.model or route.model,
+                        transport=route.transport,
+                        cost_usd=outcome.cost_usd or 0.0,
+                        tokens_in=outcome.tokens_in,
+                        tokens_out=outcome.tokens_out,
+                        latency_ms=(time.perf_counter() - started) * 1000,
+                        fell_back=index > 0,
+                        attempts=tuple(attempts),
+                    )
+                if outcome.status == 429:
+                    if tries < self.config.rate_limit_attempts:
+                        await self._sleep(
+                            _retry_after(
+                                outcome.retry_after,
+                                self.config.default_retry_after_s,
+                                self.config.max_retry_after_s,
+                            )
+                        )
+                        continue
+                    raise self._with_attempts(
+                        RateLimited(
+                            f"behavior {behavior}: {route.transport} answered 429 "
+                            f"{self.config.rate_limit_attempts} times; giving up (a documented "
+                            "failure, not an endless retry)"
+                        ),
+                        attempts,
+                    )
+                if outcome.status == 402:
+                    saw_402 = True
+                    log.warning(
+                        "behavior %s: %s answered 402 (budget); falling back",
+                        behavior,
+                        route.transport,
+                    )
+                    break
+                if outcome.status is None or outcome.status in _FALL_BACK or outcome.status >= 500:
+                    log.warning(
+                        "behavior %s: %s failed (%s); falling back",
+                        behavior,
+                        route.transport,
+                        outcome.error,
+                    )
+                    break
+                raise self._with_attempts(
+                    ProviderRefused(
+                        f"behavior {behavior}: {route.transport} refused the request with "
+                        f"{outcome.status}: {outcome.error}; fix the request or the key, no "
+                        "fallback is tried for a refusal"
+                    ),
+                    attempts,
+                )
+        summary = "; ".join(f"{a.transport} {a.status or a.error}" for a in attempts)
+        if saw_402:
+            raise self._with_attempts(
+                BudgetExceeded(
+                    f"behavior {behavior}: the provider answered 402 (out of credit) and no "
+                    f"fallback answered ({summary})"
+                ),
+                attempts,
+            )
+        raise self._with_attempts(
+            RoutingError(f"behavior {behavior}: every transport failed ({summary})"), attempts
+        )
+
+    @staticmethod
+    def _with_attempts(exc: CleandayError, attempts: list[Attempt]) -> CleandayError:
+        exc.attempts = tuple(attempts)  # type: ignore[attr-defined]
+        return exc
+
+    def _secret_for(self, binding: RoutingBinding, transport: str) -> Secret:
+        if transport == "openrouter" and binding.openrouter_key_hash:
+            path = self._provisioned_key_path(binding.behavior)
+            return self.resolver.resolve(f"file:{path}")
+        ref = self.config.transport_keys.get(transport, binding.key_ref)
+        return self.resolver.resolve(ref)
+
+    def _request(
+        self,
+        binding: RoutingBinding,
+        route: Route,
+        version: PresetVersion,
+        params: dict[str, Any],
+        require_zdr: bool,
+        messages: list[dict[str, Any]],
+        response_format: dict[str, Any] | None,
+    ) -> tuple[str, dict[str, str], dict[str, Any]]:
+        spec = version.spec
+        if route.transport == "anthropic":
+            secret = self._secret_for(binding, "anthropic")
+            system = "\n\n".join(
+                [spec.system_prompt]
+                + [str(m["content"]) for m in messages if m["role"] == "system"]
+            ).strip()
+            if response_format is not None:
+                system += "\n\nAnswer with JSON only" + (
+                    f", matching this schema: {json.dumps(response_format)}"
+                )
+            body: dict[str, Any] = {
+                "model": route.model,
+                "max_tokens": int(
+                    params.get("max_tokens")
+                    or params.get("max_completion_tokens")
+                    or self.config.default_max_tokens
+                ),
+                "messages": [m for m in messages if m["role"] != "system"],
+                "metadata": {"user_id": binding.behavior},
+            }
+            if system:
+                body["system"] = system
+            for name in ("temperature", "top_p", "top_k"):
+                if name in params:
+                    body[name] = params[name]
+            if "stop" in params:
+                body["stop_sequences"] = params["stop"]
+            url = self.settings.anthropic_base_url.rstrip("/") + "/v1/messages"
+            headers = {
+                "x-api-key": secret.reveal(),
+                "anthropic-version": self.config.anthropic_version,
+            }
+            return url, headers, body
+        full = [{"role": "system", "content": spec.system_prompt}] if spec.system_prompt else []
+        full += messages
+        body = {"messages": full, "user": binding.behavior}
+        headers = {}
+        if route.transport == "openrouter":
+            url = self.settings.openrouter_base_url.rstrip("/") + "/chat/completions"
+            headers["Authorization"] = f"Bearer {self._secret_for(binding, 'openrouter').reveal()}"
+            if binding.preset_slug:
+                # the published preset carries model, prompt and parameters
+                body["model"] = f"@preset/{binding.preset_slug}"
+                body["messages"] = messages
+            else:
+                body.update(params)
+                body["model"] = route.model
+                if len(route.models) > 1:
+                    body["models"] = list(route.models)
+            provider = dict(route.provider)
+            if require_zdr:
+                provider["zdr"] = True
+            if provider:
+                body["provider"] = provider
+        else:
+            url = self.settings.resolved_local_provider_url.rstrip("/") + "/chat/completions"
+            body.update(params)
+            body["model"] = route.model
+        if response_format is not None:
+            body["response_format"] = response_format
+        return url, headers, body
+
+    async def _attempt(
+        self,
+        binding: RoutingBinding,
+        route: Route,
+        version: PresetVersion,
+        params: dict[str, Any],
+        require_zdr: bool,
+        messages: list[dict[str, Any]],
+        response_format: dict[str, Any] | None,
+        timeout: float,
+        reservation: Reservation,
+    ) -> _Outcome:
+        settled = False
+        try:
+            try:
+                url, headers, body = self._request(
+                    binding, route, version, params, require_zdr, messages, response_format
+                )
+            except ConfigError as exc:
+                raise RoutingError(f"behavior {binding.behavior}: {exc}") from None
+            try:
+                resp = await self.client.post(url, json=body, headers=headers, timeout=timeout)
+            except httpx.TimeoutException:
+                return _Outcome(None, f"timeout after {timeout:g}s")
+            except httpx.TransportError as exc:
+                return _Outcome(None, self.redact(f"connection error: {type(exc).__name__}"))
+            if resp.status_code != 200:
+                await asyncio.to_thread(
+                    self.spend.release,
+                    reservation,
+                    status="refused_402" if resp.status_code == 402 else "released",
+                )
+                settled = True
+                return _Outcome(
+                    resp.status_code,
+                    self.redact(_error_text(resp)),
+                    retry_after=resp.headers.get("retry-after"),
+                )
+            try:
+                outcome = self._parse(route, resp.json())
+            except (ValueError, KeyError, TypeError, IndexError):
+                return _Outcome(None, "malformed response body from provider")
+            await asyncio.to_thread(
+                self.spend.settle,
+                reservation,
+                outcome.cost_usd or 0.0,
+                transport=route.transport,
+                model=outcome.model or route.model,
+                tokens_in=outcome.tokens_in,
+                tokens_out=outcome.tokens_out,
+            )
+            settled = True
+            return outcome
+        finally:
+            if not settled:
+                await asyncio.to_thread(self.spend.release, reservation)
+
+    def _parse(self, route: Route, data: dict[str, Any]) -> _Outcome:
+        if route.transport == "anthropic":
+            text = "".join(
+                block.get("text", "") for block in data["content"] if block.get("type") == "text"
+            )
+            usage = data.get("usage") or {}
+            tin = int(usage.get("input_tokens") or 0)
+            tout = int(usage.get("output_tokens") or 0)
+            model = str(data.get("model") or route.model)
+            return _Outcome(200, None, text, model, tin, tout, self._price(model, tin, tout))
+        message = data["choices"][0]["message"]
+        content = message.get("content")
+        text = content if isinstance(content, str) else json.dumps(content)
+        usage = data.get("usage") or {}
+        tin = int(usage.get("prompt_tokens") or 0)
+        tout = int(usage.get("completion_tokens") or 0)
+        model = str(data.get("model") or route.model)
+        if route.transport == "local":
+            cost = 0.0
+        elif usage.get("cost") is not None:
+            cost = float(usage["cost"])
+        else:
+            cost = self._price(model, tin, tout)
+        return _Outcome(200, None, text, model, tin, tout, cost)
+
+
+def _error_text(resp: httpx.Response) -> str:
+    try:
+        data = resp.json()
+        err = data.get("error", data) if isinstance(data, dict) else data
+        message = err.get("message") if isinstance(err, dict) else None
+        return str(message or err)[:300]
+    except ValueError:
+        return resp.text[:300]

@@ -1,0 +1,85 @@
+"""Routing tables in the ledger database: key bindings, spend per call, preset versions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class RoutingBinding(SQLModel, table=True):
+    """One behavior's key reference, cap, transports and guardrails; never the secret."""
+
+    __tablename__ = "routing_bindings"
+
+    behavior: str = Field(primary_key=True, max_length=64)
+    key_ref: str = Field(index=True, unique=True, max_length=500)
+    cap_usd: float
+    cadence: str = Field(max_length=8)
+    transports: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    guardrails: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # set when cleanday provisioned the behavior's own OpenRouter key (its hash, not the key)
+    openrouter_key_hash: str | None = Field(default=None, max_length=200)
+    preset_slug: str | None = Field(default=None, max_length=200)
+    bound_at: datetime
+    updated_at: datetime
+
+
+class KeySpend(SQLModel, table=True):
+    """One model call against a key: a reservation of its estimate, settled with its cost."""
+
+    __tablename__ = "key_spend"
+
+    id: int | None = Field(default=None, primary_key=True)
+    behavior: str = Field(index=True, max_length=64)
+    at: datetime = Field(index=True)  # naive UTC
+    run_id: str | None = Field(default=None, max_length=200)
+    transport: str = Field(default="", max_length=32)
+    model: str = Field(default="", max_length=200)
+    estimate_usd: float
+    cost_usd: float = 0.0
+    # reserved | settled | released | refused_402
+    status: str = Field(max_length=16)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    settled_at: datetime | None = None
+
+
+class PresetVersionRow(SQLModel, table=True):
+    """One version of a behavior's preset; content is the PresetSpec as JSON."""
+
+    __tablename__ = "preset_versions"
+    __table_args__ = (UniqueConstraint("behavior", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    behavior: str = Field(index=True, max_length=64)
+    version: int
+    content_hash: str = Field(max_length=64)
+    content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    source: str = Field(default="registered", max_length=64)
+    created_at: datetime
+    # OpenRouter's version number once published there
+    remote_version: int | None = None
+
+
+class PresetPublication(SQLModel, table=True):
+    """A preset version published for a tier (on registration at A, promotion, demotion)."""
+
+    __tablename__ = "preset_publications"
+
+    id: int | None = Field(default=None, primary_key=True)
+    behavior: str = Field(index=True, max_length=64)
+    tier: str = Field(max_length=8)
+    version: int
+    at: datetime
+    reason: str = Field(default="", max_length=64)
+
+
+ROUTING_TABLES = [
+    RoutingBinding.__table__,  # type: ignore[attr-defined]
+    KeySpend.__table__,  # type: ignore[attr-defined]
+    PresetVersionRow.__table__,  # type: ignore[attr-defined]
+    PresetPublication.__table__,  # type: ignore[attr-defined]
+]
