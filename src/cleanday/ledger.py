@@ -1,0 +1,1431 @@
+"""The ledger service layer: registration, run reports, permits, decisions, overrides, the day
+and Sunday closes, verify/rebuild/replay — each method one transaction over the ledger database.
+
+The ladder (`cleanday.ladder`) decides; this module stores what it is told, folds it into the
+materialized state, and writes down (as derived audit entries and outbox rows) whatever the
+ladder newly concluded.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
+from sqlalchemy.engine import Engine
+
+from cleanday import chain, clock, ladder, store
+from cleanday.chain import ChainProblem, NewEntry, VerifyResult, canonical_time
+from cleanday.db import write_connection
+from cleanday.domain import (
+    BehaviorState,
+    Decision,
+    Entry,
+    EntryKind,
+    IdlePolicy,
+    Policy,
+    Status,
+    Tier,
+    TierChange,
+)
+from cleanday.errors import (
+    DecisionError,
+    PermitDenied,
+    RegistrationError,
+    UnknownBehaviorError,
+)
+from cleanday.models import (
+    T_BEHAVIORS,
+    T_ENTRIES,
+    T_PENDING,
+    T_RUNS,
+    T_STATES,
+    T_VERSIONS,
+)
+from cleanday.registration import content_hash, key_already_bound, preset_hash
+from cleanday.workorder import WorkOrder, load_work_order
+
+__all__ = [
+    "AnomalyIn",
+    "BatchResult",
+    "BehaviorRow",
+    "ChainProblem",
+    "DayCloseResult",
+    "GateIn",
+    "LedgerEntryRow",
+    "LedgerService",
+    "Medians",
+    "Permit",
+    "RebuildResult",
+    "RegistrationResult",
+    "ReportResult",
+    "RunReport",
+    "StateDifference",
+    "SundayCloseResult",
+    "VerifyResult",
+]
+
+# ---------------------------------------------------------------------------------------------
+# What goes in and what comes out (pydantic, so the HTTP API and `--json` serialize them as is)
+
+Outcome = Literal["succeeded", "failed", "blocked", "proposed", "staged", "expired"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GateIn(_In):
+    name: str = Field(min_length=1, max_length=64)
+    passed: bool
+    reason: str = ""
+
+
+class AnomalyIn(_In):
+    name: str = Field(min_length=1, max_length=64)
+    detail: str = ""
+
+
+class ItemIn(_In):
+    """A proposal (tier A) or staged item (tier B) the run produced; defaults to one per run."""
+
+    id: str = Field(min_length=1, max_length=256)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunReport(_In):
+    """A finished run, as the worker reports it (also the body of POST /api/v1/runs)."""
+
+    behavior: str = Field(min_length=1, max_length=64)
+    run_id: str = Field(min_length=1, max_length=256)
+    workflow_id: str | None = Field(default=None, max_length=256)
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    outcome: Outcome
+    gates: list[GateIn] = Field(default_factory=list)
+    anomalies: list[AnomalyIn] = Field(default_factory=list)
+    cost_usd: float = Field(ge=0)
+    tokens_in: int | None = Field(default=None, ge=0)
+    tokens_out: int | None = Field(default=None, ge=0)
+    model: str | None = Field(default=None, max_length=256)
+    transport: str | None = Field(default=None, max_length=32)
+    latency_ms: float | None = Field(default=None, ge=0)
+    output_size: int | None = Field(default=None, ge=0)
+    summary: str | None = None
+    items: list[ItemIn] = Field(default_factory=list)
+
+
+class BehaviorRow(BaseModel):
+    """One line of the Pane of Glass (and of `ledger --json`)."""
+
+    name: str
+    tier: Tier
+    status: Status
+    clean_days: int
+    candidate: bool
+    last_gate_failure: date | None
+    last_failure_gate: str | None = None
+    last_failure_reason: str | None = None
+    tier_since: datetime | None = None
+    version: int = 1
+    preset_version: int = 1
+    updated_at: datetime | None = None
+    decision: Decision | None = None  # filled by `candidates(week)`
+
+
+class RegistrationResult(BaseModel):
+    name: str
+    status: Literal["new", "unchanged", "new_version"]
+    version: int
+    preset_version: int
+    tier: Tier
+    message: str
+
+
+class ReportResult(BaseModel):
+    behavior: str
+    run_id: str
+    recorded: bool  # False when this run_id was already recorded
+    message: str
+    state: BehaviorRow
+    derived: list[str] = Field(default_factory=list)  # kinds of the audit entries written
+
+
+class Permit(BaseModel):
+    granted: bool = True
+    behavior: str
+    run_id: str
+    tier: Tier
+    item_id: str | None = None
+    reason: str
+    granted_at: datetime
+
+
+class BatchResult(BaseModel):
+    behavior: str
+    action: Literal["approved", "rejected", "released"]
+    items: list[str]
+
+
+class LedgerEntryRow(BaseModel):
+    seq: int
+    behavior: str
+    kind: EntryKind
+    at: datetime
+    key: str
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+    recorded_at: datetime
+
+
+class DayCloseResult(BaseModel):
+    date: date
+    already_closed: bool
+    behaviors: int  # behaviors whose state was refreshed
+    entries_folded: int
+    demoted: list[str] = Field(default_factory=list)
+    quarantined: list[str] = Field(default_factory=list)
+    expired_items: int = 0
+    seconds: float = 0.0
+
+
+class SundayCloseResult(BaseModel):
+    week: date
+    already_closed: bool
+    promoted: list[str] = Field(default_factory=list)
+    held: list[str] = Field(default_factory=list)
+    outbox: int = 0
+
+
+class StateDifference(BaseModel):
+    behavior: str
+    field: str
+    stored: Any
+    rebuilt: Any
+
+
+class RebuildResult(BaseModel):
+    behaviors: int
+    entries: int
+    differences: list[StateDifference]
+
+
+class Medians(BaseModel):
+    behavior: str
+    days: int
+    runs: int
+    cost_usd: float | None
+    latency_ms: float | None
+    output_size: float | None
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Fold:
+    """What folding new entries into one behavior's state produced, before it is stored."""
+
+    name: str
+    acc: Any
+    state: BehaviorState
+    last_seq: int
+    derived: list[NewEntry] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    last_change_at: datetime | None = None
+    acc_changed: bool = True
+    applied: int = 0  # entries folded in now
+
+
+_BASE_STATE_COLS = (
+    "tier",
+    "status",
+    "clean_days",
+    "candidate",
+    "last_gate_failure",
+    "last_failure_reason",
+)
+
+
+class LedgerService:
+    """The ledger over one engine. `clock` gives "now" (aware); `policy` is the ladder's rules."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        policy: Policy | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.policy = policy or Policy()
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        now = self.clock()
+        if now.tzinfo is None:
+            raise ValueError("the ledger clock must return timezone-aware datetimes")
+        return now
+
+    def _policy(self, conn: Connection) -> Policy:
+        """The service policy with every Work Order's idle-day rule merged in."""
+        breakers = conn.execute(
+            sa.select(T_BEHAVIORS.c.name).where(T_BEHAVIORS.c.idle_days == IdlePolicy.BREAK.value)
+        ).scalars()
+        extra = {n: IdlePolicy.BREAK for n in breakers if n not in self.policy.idle_by_behavior}
+        if not extra:
+            return self.policy
+        return replace(self.policy, idle_by_behavior={**extra, **self.policy.idle_by_behavior})
+
+    def _behavior(self, conn: Connection, name: str) -> Any:
+        row = conn.execute(sa.select(T_BEHAVIORS).where(T_BEHAVIORS.c.name == name)).first()
+        if row is None:
+            raise UnknownBehaviorError(
+                f"no behavior named {name!r} is registered; `cleanday ledger` lists them"
+            )
+        return row
+
+    def _state_row(self, conn: Connection, name: str) -> Any:
+        rows = store.state_rows(conn, [name])
+        if name not in rows:
+            self._behavior(conn, name)
+            raise UnknownBehaviorError(f"behavior {name!r} has no state row; run ledger rebuild")
+        return rows[name]
+
+    def _view(self, conn: Connection, name: str, now: datetime) -> BehaviorState:
+        row = self._state_row(conn, name)
+        acc = ladder.Accumulator.from_json(row.accumulator)
+        return ladder.view(acc, self._policy(conn), now)
+
+    # -- folding --------------------------------------------------------------------------
+
+    def _fold(
+        self,
+        conn: Connection,
+        row: Any,
+        pending: Sequence[tuple[int, Entry]],
+        policy: Policy,
+        now: datetime,
+    ) -> _Fold:
+        """Apply entries (seq, Entry) not yet folded into `row`, then view at `now` and work out
+        the audit entries and notifications for anything newly concluded."""
+        name = row.behavior
+        acc = ladder.Accumulator.from_json(row.accumulator)
+        todo = sorted(
+            ((s, e) for s, e in pending if s > row.last_seq), key=lambda p: ladder.fold_order(p[1])
+        )
+        last_seq = int(row.last_seq)
+        refolded = False
+        try:
+            for s, e in todo:
+                acc = ladder.apply(acc, e, policy)
+                last_seq = max(last_seq, s)
+        except ladder.OutOfOrderEntry:
+            # an entry older than what was folded: recompute this behavior from all its entries
+            acc, last_seq = self._refold(conn, name, policy)
+            refolded = True
+        state = ladder.view(acc, policy, now)
+        fold = _Fold(
+            name, acc, state, last_seq, acc_changed=bool(todo) or refolded, applied=len(todo)
+        )
+        fold.last_change_at = row.last_change_at
+        written: set[str] | None = None
+        if refolded:
+            written = set(
+                conn.execute(
+                    sa.select(T_ENTRIES.c.key).where(
+                        T_ENTRIES.c.behavior == name,
+                        T_ENTRIES.c.kind.in_([EntryKind.PROMOTED.value, EntryKind.DEMOTED.value]),
+                    )
+                ).scalars()
+            )
+        for change in state.tier_changes:
+            key = _change_key(change)
+            if written is not None:
+                if key in written:
+                    continue
+            elif row.last_change_at is not None and change.at <= row.last_change_at:
+                continue
+            self._record_change(fold, change, key)
+        if state.status == Status.QUARANTINED and row.status != Status.QUARANTINED.value:
+            q_at = state.quarantined_at or now
+            fold.derived.append(
+                NewEntry(
+                    name,
+                    EntryKind.QUARANTINED.value,
+                    q_at,
+                    f"quarantined:{canonical_time(q_at)}",
+                    {
+                        "reason": f"{policy.quarantine_failures} gate failures in "
+                        f"{policy.quarantine_window_days} days at tier A",
+                    },
+                )
+            )
+            fold.outbox.append(
+                {
+                    "channel": "slack",
+                    "kind": "quarantine_notice",
+                    "dedupe_key": f"quarantine:{name}:{canonical_time(q_at)}",
+                    "behavior": name,
+                    "payload": {
+                        "behavior": name,
+                        "at": q_at.isoformat(),
+                        "reason": f"{policy.quarantine_failures} gate failures in "
+                        f"{policy.quarantine_window_days} days at tier A; schedule paused "
+                        "until the operator resumes it",
+                        "last_failure": _failure_json(state),
+                    },
+                }
+            )
+        return fold
+
+    def _record_change(self, fold: _Fold, change: TierChange, key: str) -> None:
+        up = change.to_tier.rank > change.from_tier.rank
+        kind = EntryKind.PROMOTED if up else EntryKind.DEMOTED
+        data: dict[str, Any] = {
+            "from": change.from_tier.value,
+            "to": change.to_tier.value,
+            "cause": change.cause,
+        }
+        if change.gate is not None:
+            data["gate"] = change.gate
+        if change.reason is not None:
+            data["reason"] = change.reason
+        if change.run_id is not None:
+            data["run_id"] = change.run_id
+        if change.week is not None:
+            data["week"] = change.week.isoformat()
+        fold.derived.append(NewEntry(fold.name, kind.value, change.at, key, data))
+        payload = {"behavior": fold.name, "at": change.at.isoformat(), **data}
+        if up:
+            fold.outbox.append(
+                {
+                    "channel": "slack",
+                    "kind": "promotion_notice",
+                    "dedupe_key": f"promotion:{fold.name}:{key}",
+                    "behavior": fold.name,
+                    "payload": payload,
+                }
+            )
+        else:
+            fold.outbox.append(
+                {
+                    "channel": "slack",
+                    "kind": "demotion_alert",
+                    "dedupe_key": f"demotion:{fold.name}:{key}",
+                    "behavior": fold.name,
+                    "payload": payload,
+                }
+            )
+        if fold.last_change_at is None or change.at > fold.last_change_at:
+            fold.last_change_at = change.at
+
+    def _refold(self, conn: Connection, name: str, policy: Policy) -> tuple[Any, int]:
+        entries = store.primitive_entries(conn, name)
+        acc = ladder.initial(name)
+        for _, e in sorted(entries, key=lambda p: ladder.fold_order(p[1])):
+            acc = ladder.apply(acc, e, policy)
+        return acc, max((s for s, _ in entries), default=0)
+
+    def _store_folds(
+        self, conn: Connection, head: chain.Head, folds: Sequence[_Fold], now: datetime
+    ) -> chain.Head:
+        derived = [d for f in folds for d in f.derived]
+        head, _ = chain.append(conn, head, derived, now)
+        store.add_outbox(conn, [o for f in folds for o in f.outbox], now)
+        with_acc = [f for f in folds if f.acc_changed]
+        without_acc = [f for f in folds if not f.acc_changed]
+        store.update_states(
+            conn,
+            [
+                {
+                    "behavior": f.name,
+                    **store.state_values(f.state),
+                    "accumulator": f.acc.to_json(),
+                    "last_seq": f.last_seq,
+                    "last_change_at": f.last_change_at,
+                    "updated_at": now,
+                }
+                for f in with_acc
+            ],
+        )
+        store.update_states(
+            conn,
+            [
+                {
+                    "behavior": f.name,
+                    **store.state_values(f.state),
+                    "last_change_at": f.last_change_at,
+                    "updated_at": now,
+                }
+                for f in without_acc
+            ],
+        )
+        return head
+
+    def _commit_facts(
+        self,
+        conn: Connection,
+        name: str,
+        facts: Sequence[NewEntry],
+        now: datetime,
+        extra_derived: Sequence[NewEntry] = (),
+        extra_outbox: Sequence[dict[str, Any]] = (),
+        head: chain.Head | None = None,
+    ) -> _Fold:
+        """Append primitive facts for one behavior, fold them, and store the consequences."""
+        if head is None:
+            head = chain.lock_head(conn, now)
+        head, _ = chain.append(conn, head, facts, now)
+        row = self._state_row(conn, name)
+        policy = self._policy(conn)
+        pending = store.primitive_entries_of(conn, name, row.last_seq)
+        fold = self._fold(conn, row, pending, policy, now)
+        fold.derived[:0] = list(extra_derived)
+        outbox = list(extra_outbox)
+        if any(d.kind == EntryKind.DEMOTED.value for d in fold.derived):
+            # the demotion alert names the gate and the reason: one alert per run, not two
+            outbox = [o for o in outbox if o["kind"] != "gate_failure_alert"]
+        fold.outbox[:0] = outbox
+        self._store_folds(conn, head, [fold], now)
+        return fold
+
+    def _row(self, conn: Connection, name: str) -> BehaviorRow:
+        query = (
+            sa.select(T_STATES, T_BEHAVIORS.c.version, T_BEHAVIORS.c.preset_version)
+            .join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
+            .where(T_STATES.c.behavior == name)
+        )
+        r = conn.execute(query).first()
+        if r is None:
+            self._behavior(conn, name)
+            raise UnknownBehaviorError(f"behavior {name!r} has no state row; run ledger rebuild")
+        return _behavior_row(r)
+
+    # -- registration ---------------------------------------------------------------------
+
+    def register(self, work_order_path: Path | str) -> RegistrationResult:
+        """Register (or re-register) the behavior a Work Order file declares."""
+        path = Path(work_order_path)
+        wo = load_work_order(path)
+        return self.register_work_order(wo, str(path), text=path.read_text(encoding="utf-8"))
+
+    def register_work_order(
+        self, wo: WorkOrder, source: str, text: str | None = None
+    ) -> RegistrationResult:
+        """Register a validated Work Order: new (tier A, clock started), unchanged, or a new
+        version. Refuses a key reference already bound to another behavior."""
+        now = self._now()
+        chash, phash = content_hash(wo), preset_hash(wo)
+        with write_connection(self.engine) as conn:
+            head = chain.lock_head(conn, now)
+            owner = conn.execute(
+                sa.select(T_BEHAVIORS.c.name).where(
+                    T_BEHAVIORS.c.key_ref == wo.key.ref, T_BEHAVIORS.c.name != wo.name
+                )
+            ).scalar()
+            if owner is not None:
+                raise RegistrationError(key_already_bound(source, wo.key.ref, owner))
+            existing = conn.execute(
+                sa.select(T_BEHAVIORS).where(T_BEHAVIORS.c.name == wo.name)
+            ).first()
+            content = wo.model_dump(mode="json")
+            if existing is not None and existing.content_hash == chash:
+                st = self._row(conn, wo.name)
+                return RegistrationResult(
+                    name=wo.name,
+                    status="unchanged",
+                    version=existing.version,
+                    preset_version=existing.preset_version,
+                    tier=st.tier,
+                    message=f"{wo.name}: unchanged (version {existing.version}); nothing written",
+                )
+            if existing is None:
+                version, preset_version = 1, 1
+                conn.execute(
+                    sa.insert(T_BEHAVIORS).values(
+                        name=wo.name,
+                        version=1,
+                        work_order=content,
+                        work_order_text=text,
+                        content_hash=chash,
+                        preset_hash=phash,
+                        preset_version=1,
+                        key_ref=wo.key.ref,
+                        idle_days=wo.idle_days.value,
+                        source_path=source,
+                        registered_at=now,
+                        updated_at=now,
+                        status_changed_at=now,
+                    )
+                )
+                acc = ladder.initial(wo.name)
+                conn.execute(
+                    sa.insert(T_STATES).values(
+                        behavior=wo.name,
+                        tier=Tier.A.value,
+                        status=Status.ACTIVE.value,
+                        clean_days=0,
+                        candidate=False,
+                        accumulator=acc.to_json(),
+                        last_seq=0,
+                        last_change_at=None,
+                        updated_at=now,
+                    )
+                )
+            else:
+                version = existing.version + 1
+                preset_version = existing.preset_version + (existing.preset_hash != phash)
+                conn.execute(
+                    sa.update(T_BEHAVIORS)
+                    .where(T_BEHAVIORS.c.name == wo.name)
+                    .values(
+                        version=version,
+                        work_order=content,
+                        work_order_text=text,
+                        content_hash=chash,
+                        preset_hash=phash,
+                        preset_version=preset_version,
+                        key_ref=wo.key.ref,
+                        idle_days=wo.idle_days.value,
+                        source_path=source,
+                        updated_at=now,
+                    )
+                )
+            conn.execute(
+                sa.insert(T_VERSIONS).values(
+                    behavior=wo.name,
+                    version=version,
+                    preset_version=preset_version,
+                    content_hash=chash,
+                    work_order=content,
+                    work_order_text=text,
+                    registered_at=now,
+                )
+            )
+            fact = NewEntry(
+                wo.name,
+                EntryKind.REGISTERED.value,
+                now,
+                f"registered:v{version}",
+                {
+                    "version": version,
+                    "preset_version": preset_version,
+                    "content_hash": chash,
+                    "source": source,
+                },
+            )
+            self._commit_facts(conn, wo.name, [fact], now, head=head)
+            st = self._row(conn, wo.name)
+        if existing is None:
+            msg = f"{wo.name}: registered at tier A (version 1); its clean-day clock has started"
+            status: Literal["new", "unchanged", "new_version"] = "new"
+        else:
+            msg = f"{wo.name}: new version {version} (preset version {preset_version})"
+            status = "new_version"
+        return RegistrationResult(
+            name=wo.name,
+            status=status,
+            version=version,
+            preset_version=preset_version,
+            tier=st.tier,
+            message=msg,
+        )
+
+    # -- reading --------------------------------------------------------------------------
+
+    def list_behaviors(self) -> list[BehaviorRow]:
+        """Every behavior's cached state (no folding), by name."""
+        query = (
+            sa.select(T_STATES, T_BEHAVIORS.c.version, T_BEHAVIORS.c.preset_version)
+            .join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
+            .order_by(T_STATES.c.behavior)
+        )
+        with self.engine.connect() as conn:
+            return [_behavior_row(r) for r in conn.execute(query).all()]
+
+    def get_work_order(self, name: str) -> WorkOrder:
+        with self.engine.connect() as conn:
+            return WorkOrder.model_validate(self._behavior(conn, name).work_order)
+
+    def state(self, name: str) -> BehaviorState:
+        """What the ladder says about `name` right now (from its folded accumulator)."""
+        with self.engine.connect() as conn:
+            return self._view(conn, name, self._now())
+
+    def history(self, name: str) -> list[LedgerEntryRow]:
+        with self.engine.connect() as conn:
+            self._behavior(conn, name)
+            rows = conn.execute(
+                sa.select(T_ENTRIES).where(T_ENTRIES.c.behavior == name).order_by(T_ENTRIES.c.seq)
+            ).all()
+        return [
+            LedgerEntryRow(
+                seq=r.seq,
+                behavior=r.behavior,
+                kind=EntryKind(r.kind),
+                at=r.at,
+                key=r.key,
+                data=r.data,
+                prev_hash=r.prev_hash,
+                hash=r.hash,
+                recorded_at=r.recorded_at,
+            )
+            for r in rows
+        ]
+
+    def trailing_medians(self, name: str, days: int = 14) -> Medians:
+        """Medians of cost, latency and output size over the behavior's runs in the last days."""
+        since = self._now() - timedelta(days=days)
+        with self.engine.connect() as conn:
+            self._behavior(conn, name)
+            rows = conn.execute(
+                sa.select(T_RUNS.c.cost_usd, T_RUNS.c.latency_ms, T_RUNS.c.output_size).where(
+                    T_RUNS.c.behavior == name, T_RUNS.c.finished_at >= since
+                )
+            ).all()
+
+        def med(values: Iterable[float | None]) -> float | None:
+            vs = [float(v) for v in values if v is not None]
+            return statistics.median(vs) if vs else None
+
+        return Medians(
+            behavior=name,
+            days=days,
+            runs=len(rows),
+            cost_usd=med(r.cost_usd for r in rows),
+            latency_ms=med(r.latency_ms for r in rows),
+            output_size=med(r.output_size for r in rows),
+        )
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def report_run(self, report: RunReport) -> ReportResult:
+        """Record a finished run (idempotent by run_id) and fold it into the ladder; write the
+        gate failures, anomalies, demotion/quarantine audit entries and alerts it causes."""
+        now = self._now()
+        name = report.behavior
+        with write_connection(self.engine) as conn:
+            head = chain.lock_head(conn, now)
+            beh = self._behavior(conn, name)
+            seen = conn.execute(
+                sa.select(T_RUNS.c.behavior).where(T_RUNS.c.run_id == report.run_id)
+            ).first()
+            if seen is not None:
+                if seen.behavior != name:
+                    raise RegistrationError(
+                        f"run {report.run_id} was already reported for behavior "
+                        f"{seen.behavior}, not {name}; run IDs are unique"
+                    )
+                return ReportResult(
+                    behavior=name,
+                    run_id=report.run_id,
+                    recorded=False,
+                    message=f"run {report.run_id} already recorded; nothing changed",
+                    state=self._row(conn, name),
+                )
+            tier_before = self._state_row(conn, name).tier
+            conn.execute(
+                sa.insert(T_RUNS).values(
+                    run_id=report.run_id,
+                    workflow_id=report.workflow_id,
+                    behavior=name,
+                    started_at=report.started_at,
+                    finished_at=report.finished_at,
+                    outcome=report.outcome,
+                    cost_usd=report.cost_usd,
+                    tokens_in=report.tokens_in,
+                    tokens_out=report.tokens_out,
+                    model=report.model,
+                    transport=report.transport,
+                    latency_ms=report.latency_ms,
+                    output_size=report.output_size,
+                    summary=report.summary,
+                    reported_at=now,
+                )
+            )
+            self._add_items(conn, beh, report, now)
+            data = report.model_dump(mode="json", exclude={"behavior", "finished_at", "items"})
+            fact = NewEntry(
+                name, EntryKind.RUN_REPORTED.value, report.finished_at, f"run:{report.run_id}", data
+            )
+            derived, outbox = _run_audit(report, tier_before)
+            fold = self._commit_facts(conn, name, [fact], now, derived, outbox, head=head)
+            row = self._row(conn, name)
+        return ReportResult(
+            behavior=name,
+            run_id=report.run_id,
+            recorded=True,
+            message=_report_message(report, row, fold),
+            state=row,
+            derived=[d.kind for d in fold.derived],
+        )
+
+    def _add_items(self, conn: Connection, beh: Any, report: RunReport, now: datetime) -> None:
+        if report.outcome not in ("proposed", "staged"):
+            return
+        kind = "proposal" if report.outcome == "proposed" else "staged"
+        items = report.items or [ItemIn(id=report.run_id)]
+        expires = None
+        if kind == "staged":
+            hours = float(beh.work_order.get("stage_expiry_hours", 72.0))
+            expires = now + timedelta(hours=hours)
+        conn.execute(
+            sa.insert(T_PENDING),
+            [
+                {
+                    "item_id": it.id,
+                    "behavior": report.behavior,
+                    "run_id": report.run_id,
+                    "kind": kind,
+                    "status": "pending",
+                    "payload": it.payload,
+                    "created_at": now,
+                    "expires_at": expires,
+                    "decided_at": None,
+                    "decided_by": None,
+                }
+                for it in items
+            ],
+        )
+
+    # -- permits and the operator's approvals ---------------------------------------------
+
+    def request_permit(self, name: str, run_id: str, *, item_id: str | None = None) -> Permit:
+        """Grant an act permit, deciding on the state at this moment; raises PermitDenied."""
+        now = self._now()
+        with write_connection(self.engine) as conn:
+            state = self._view(conn, name, now)
+            if state.status != Status.ACTIVE:
+                raise PermitDenied(
+                    f"{name} is {state.status.value}: no act permits until it is resumed"
+                )
+            if state.tier in (Tier.C, Tier.WINGS):
+                return Permit(
+                    behavior=name,
+                    run_id=run_id,
+                    tier=state.tier,
+                    item_id=item_id,
+                    reason=f"tier {state.tier.value} acts without per-task approval",
+                    granted_at=now,
+                )
+            want_kind, want_status = (
+                ("proposal", "approved") if state.tier == Tier.A else ("staged", "released")
+            )
+            what = "an approved proposal" if state.tier == Tier.A else "a released staged item"
+            if item_id is None:
+                raise PermitDenied(
+                    f"{name} is at tier {state.tier.value}: it may act only on {what}; "
+                    "no item_id was given"
+                )
+            self._expire_items(conn, now, name)
+            item = conn.execute(
+                sa.select(T_PENDING).where(
+                    T_PENDING.c.behavior == name, T_PENDING.c.item_id == item_id
+                )
+            ).first()
+            if item is None or item.kind != want_kind or item.status != want_status:
+                found = "does not exist" if item is None else f"is {item.kind}, {item.status}"
+                raise PermitDenied(
+                    f"{name} is at tier {state.tier.value}: it may act only on {what}; "
+                    f"item {item_id} {found}"
+                )
+            return Permit(
+                behavior=name,
+                run_id=run_id,
+                tier=state.tier,
+                item_id=item_id,
+                reason=f"item {item_id} {want_status} by {item.decided_by or 'the operator'}",
+                granted_at=now,
+            )
+
+    def _expire_items(self, conn: Connection, now: datetime, name: str | None = None) -> int:
+        stmt = (
+            sa.update(T_PENDING)
+            .where(
+                T_PENDING.c.kind == "staged",
+                T_PENDING.c.status == "pending",
+                T_PENDING.c.expires_at <= now,
+            )
+            .values(status="expired", decided_at=now)
+        )
+        if name is not None:
+            stmt = stmt.where(T_PENDING.c.behavior == name)
+        return int(conn.execute(stmt).rowcount or 0)
+
+    def _pending(
+        self, conn: Connection, name: str, kind: str, item_ids: Sequence[str] | None
+    ) -> list[str]:
+        query = sa.select(T_PENDING.c.item_id, T_PENDING.c.status).where(
+            T_PENDING.c.behavior == name, T_PENDING.c.kind == kind
+        )
+        rows = {r.item_id: r.status for r in conn.execute(query).all()}
+        if item_ids is None:
+            return sorted(i for i, s in rows.items() if s == "pending")
+        for i in item_ids:
+            if i not in rows:
+                raise DecisionError(f"{name} has no {kind} item {i!r}")
+            if rows[i] != "pending":
+                raise DecisionError(f"{name}: {kind} item {i!r} is already {rows[i]}")
+        return list(item_ids)
+
+    def _set_items(
+        self, conn: Connection, name: str, ids: Sequence[str], status: str, by: str, now: datetime
+    ) -> None:
+        if ids:
+            conn.execute(
+                sa.update(T_PENDING)
+                .where(T_PENDING.c.behavior == name, T_PENDING.c.item_id.in_(list(ids)))
+                .values(status=status, decided_at=now, decided_by=by)
+            )
+
+    def approve(
+        self, name: str, item_ids: Sequence[str] | None = None, by: str = "operator"
+    ) -> BatchResult:
+        """Sign off a tier-A batch (all pending proposals when item_ids is None)."""
+        now = self._now()
+        with write_connection(self.engine) as conn:
+            self._behavior(conn, name)
+            ids = self._pending(conn, name, "proposal", item_ids)
+            self._set_items(conn, name, ids, "approved", by, now)
+        return BatchResult(behavior=name, action="approved", items=list(ids))
+
+    def reject(
+        self,
+        name: str,
+        item_ids: Sequence[str] | None = None,
+        reason: str = "",
+        by: str = "operator",
+    ) -> BatchResult:
+        """Reject proposals; a rejection is an operator override and resets the clock."""
+        now = self._now()
+        with write_connection(self.engine) as conn:
+            head = chain.lock_head(conn, now)
+            self._behavior(conn, name)
+            ids = self._pending(conn, name, "proposal", item_ids)
+            if ids:
+                self._set_items(conn, name, ids, "rejected", by, now)
+                fact = NewEntry(
+                    name,
+                    EntryKind.OVERRIDE.value,
+                    now,
+                    f"override:{uuid.uuid4().hex}",
+                    {"reason": reason or "proposals rejected", "kind": "rejected", "items": ids},
+                )
+                self._commit_facts(conn, name, [fact], now, head=head)
+        return BatchResult(behavior=name, action="rejected", items=list(ids))
+
+    def release(self, name: str, item_id: str, by: str = "operator") -> BatchResult:
+        """Release one tier-B staged item so that it may act."""
+        now = self._now()
+        with write_connection(self.engine) as conn:
+            self._behavior(conn, name)
+            self._expire_items(conn, now, name)
+            ids = self._pending(conn, name, "staged", [item_id])
+            self._set_items(conn, name, ids, "released", by, now)
+        return BatchResult(behavior=name, action="released", items=[item_id])
+
+    # -- decisions, overrides, status -----------------------------------------------------
+
+    def decide(self, name: str, week: date, decision: Decision, by: str = "operator") -> None:
+        """Record Promote/Hold for a candidate of that week's review, before the review closes."""
+        now = self._now()
+        decision = Decision(decision)
+        tz = self.policy.timezone
+        if week.weekday() != 6:
+            raise DecisionError(f"week {week} is not a Sunday; a review is named by its Sunday")
+        close_at = clock.sunday_close_at(week, tz)
+        if now >= close_at:
+            raise DecisionError(f"the review of {week} has closed; decide in next Sunday's review")
+        current = clock.review_sunday(clock.local_date(now, tz))
+        if current != week:
+            raise DecisionError(
+                f"the review of {week} is not open; this week's review is {current}"
+            )
+        with write_connection(self.engine) as conn:
+            head = chain.lock_head(conn, now)
+            if store.job_result(conn, f"sunday_close:{week}") is not None:
+                raise DecisionError(f"the review of {week} has closed")
+            state = self._view(conn, name, now)
+            if not state.candidate:
+                raise DecisionError(
+                    f"{name} is not a candidate in the review of {week} (tier "
+                    f"{state.tier.value}, {state.clean_days} clean days, {state.status.value})"
+                )
+            fact = NewEntry(
+                name,
+                EntryKind.DECISION.value,
+                now,
+                f"decision:{week}:{uuid.uuid4().hex}",
+                {"week": week.isoformat(), "decision": decision.value, "by": by},
+            )
+            self._commit_facts(conn, name, [fact], now, head=head)
+
+    def override(
+        self,
+        name: str,
+        reason: str,
+        kind: str = "manual",
+        tier: Tier | None = None,
+        run_id: str | None = None,
+    ) -> BehaviorRow:
+        """Record an operator override (resets the clock); with `tier`, force the tier."""
+        now = self._now()
+        data: dict[str, Any] = {"reason": reason, "kind": kind}
+        if tier is not None:
+            data["kind"] = "forced_tier"
+            data["tier"] = Tier(tier).value
+        if run_id is not None:
+            data["run_id"] = run_id
+        with write_connection(self.engine) as conn:
+            head = chain.lock_head(conn, now)
+            self._behavior(conn, name)
+            fact = NewEntry(
+                name, EntryKind.OVERRIDE.value, now, f"override:{uuid.uuid4().hex}", data
+            )
+            self._commit_facts(conn, name, [fact], now, head=head)
+            return self._row(conn, name)
+
+    def _status_change(
+        self, name: str, kind: EntryKind, allowed: set[Status], by: str, reason: str
+    ) -> BehaviorRow:
+        now = self._now()
+        with write_connection(self.engine) as conn:
+            head = chain.lock_head(conn, now)
+            state = self._view(conn, name, now)
+            if state.status not in allowed:
+                raise DecisionError(
+                    f"cannot {kind.value.removesuffix('d').removesuffix('e')} {name}: "
+                    f"it is {state.status.value}"
+                )
+            data = {"by": by, **({"reason": reason} if reason else {})}
+            fact = NewEntry(name, kind.value, now, f"{kind.value}:{uuid.uuid4().hex}", data)
+            self._commit_facts(conn, name, [fact], now, head=head)
+            conn.execute(
+                sa.update(T_BEHAVIORS)
+                .where(T_BEHAVIORS.c.name == name)
+                .values(status_changed_at=now)
+            )
+            return self._row(conn, name)
+
+    def pause(self, name: str, by: str = "operator", reason: str = "") -> BehaviorRow:
+        return self._status_change(name, EntryKind.PAUSED, {Status.ACTIVE}, by, reason)
+
+    def resume(self, name: str, by: str = "operator", reason: str = "") -> BehaviorRow:
+        return self._status_change(
+            name, EntryKind.RESUMED, {Status.PAUSED, Status.QUARANTINED}, by, reason
+        )
+
+    def retire(self, name: str, by: str = "operator", reason: str = "") -> BehaviorRow:
+        return self._status_change(
+            name,
+            EntryKind.RETIRED,
+            {Status.ACTIVE, Status.PAUSED, Status.QUARANTINED},
+            by,
+            reason,
+        )
+
+    # -- reviews --------------------------------------------------------------------------
+
+    def candidates(self, week: date | None = None) -> list[BehaviorRow]:
+        """Active candidates from the cached state (no folding); with `week`, each row carries
+        the latest decision recorded for that week's review."""
+        query = (
+            sa.select(T_STATES, T_BEHAVIORS.c.version, T_BEHAVIORS.c.preset_version)
+            .join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
+            .where(T_STATES.c.candidate.is_(True), T_STATES.c.status == Status.ACTIVE.value)
+            .order_by(T_STATES.c.behavior)
+        )
+        with self.engine.connect() as conn:
+            rows = [_behavior_row(r) for r in conn.execute(query).all()]
+            if week is None:
+                return rows
+            decisions = self._decisions(conn, week)
+        return [r.model_copy(update={"decision": decisions.get(r.name)}) for r in rows]
+
+    def _decisions(self, conn: Connection, week: date) -> dict[str, Decision]:
+        """Latest decision per behavior for the review of `week` (the Sunday)."""
+        start, _ = clock.day_bounds(week - timedelta(days=6), self.policy.timezone)
+        end = clock.sunday_close_at(week, self.policy.timezone)
+        rows = conn.execute(
+            sa.select(T_ENTRIES.c.behavior, T_ENTRIES.c.data)
+            .where(
+                T_ENTRIES.c.kind == EntryKind.DECISION.value,
+                T_ENTRIES.c.at >= start,
+                T_ENTRIES.c.at <= end,
+            )
+            .order_by(T_ENTRIES.c.seq)
+        ).all()
+        out: dict[str, Decision] = {}
+        for r in rows:
+            if r.data.get("week") == week.isoformat():
+                out[r.behavior] = Decision(r.data["decision"])
+        return out
+
+    def post_review(self, sunday: date) -> list[BehaviorRow]:
+        """Sunday morning: queue the review rows (Notion) and the summary (Slack) for this
+        week's candidates. Idempotent by week."""
+        now = self._now()
+        job = f"review_post:{sunday}"
+        rows = self.candidates(sunday)
+        with write_connection(self.engine) as conn:
+            chain.lock_head(conn, now)
+            if store.job_result(conn, job) is not None:
+                return rows
+            items: list[dict[str, Any]] = [
+                {
+                    "channel": "notion",
+                    "kind": "review_row",
+                    "dedupe_key": f"review_row:{sunday}:{r.name}",
+                    "behavior": r.name,
+                    "payload": {
+                        "week": sunday.isoformat(),
+                        "behavior": r.name,
+                        "from_tier": r.tier.value,
+                        "to_tier": r.tier.up().value,
+                        "clean_days": r.clean_days,
+                    },
+                }
+                for r in rows
+            ]
+            items.append(
+                {
+                    "channel": "slack",
+                    "kind": "review_summary",
+                    "dedupe_key": f"review_summary:{sunday}",
+                    "behavior": None,
+                    "payload": {
+                        "week": sunday.isoformat(),
+                        "candidates": [
+                            {"behavior": r.name, "tier": r.tier.value, "clean_days": r.clean_days}
+                            for r in rows
+                        ],
+                    },
+                }
+            )
+            n = store.add_outbox(conn, items, now)
+            store.record_job(conn, job, now, self._now(), {"candidates": len(rows), "outbox": n})
+        return rows
+
+    # -- clocks ---------------------------------------------------------------------------
+
+    def close_day(self, d: date) -> DayCloseResult:
+        """Close local day `d`: fold what is not yet folded and refresh every behavior that had
+        entries that day (plus idle-breaking behaviors). Costs in proportion to that day's
+        entries; idempotent by date."""
+        t0 = time.perf_counter()
+        now = self._now()
+        job = f"day_close:{d}"
+        start, end = clock.day_bounds(d, self.policy.timezone)
+        if now < end:
+            raise DecisionError(f"day {d} is not over yet in {self.policy.timezone}")
+        with write_connection(self.engine) as conn:
+            head = chain.lock_head(conn, now)
+            done = store.job_result(conn, job)
+            if done is not None:
+                return DayCloseResult.model_validate({**done, "already_closed": True})
+            policy = self._policy(conn)
+            pending = store.primitive_entries_after(conn, store.folded_seq(conn))
+            touched = store.behaviors_with_entries_between(conn, start, end) | set(pending)
+            if policy.idle == IdlePolicy.BREAK:
+                touched |= set(
+                    conn.execute(sa.select(T_STATES.c.behavior)).scalars()
+                )  # every idle day matters to every behavior
+            else:
+                touched |= {n for n, p in policy.idle_by_behavior.items() if p == IdlePolicy.BREAK}
+            rows = store.state_rows(conn, sorted(touched))
+            folds = [self._fold(conn, rows[n], pending.get(n, []), policy, now) for n in rows]
+            head = self._store_folds(conn, head, folds, now)
+            store.set_folded_seq(conn, head.seq)
+            expired = self._expire_items(conn, now)
+            result = DayCloseResult(
+                date=d,
+                already_closed=False,
+                behaviors=len(folds),
+                entries_folded=sum(f.applied for f in folds),
+                demoted=sorted(
+                    {f.name for f in folds for x in f.derived if x.kind == EntryKind.DEMOTED}
+                ),
+                quarantined=sorted(
+                    {f.name for f in folds for x in f.derived if x.kind == EntryKind.QUARANTINED}
+                ),
+                expired_items=expired,
+                seconds=round(time.perf_counter() - t0, 4),
+            )
+            store.record_job(conn, job, now, self._now(), result.model_dump(mode="json"))
+        return result
+
+    def close_sunday(self, sunday: date) -> SundayCloseResult:
+        """Close the review of `sunday`: each candidate marked Promote that is still a candidate
+        moves up one tier (the ladder decides); write `promoted` entries and notices.
+        Idempotent by week."""
+        now = self._now()
+        if sunday.weekday() != 6:
+            raise DecisionError(f"{sunday} is not a Sunday; a review is named by its Sunday")
+        job = f"sunday_close:{sunday}"
+        if now < clock.sunday_close_at(sunday, self.policy.timezone):
+            raise DecisionError(f"the review of {sunday} closes at the end of that Sunday")
+        with write_connection(self.engine) as conn:
+            head = chain.lock_head(conn, now)
+            done = store.job_result(conn, job)
+            if done is not None:
+                return SundayCloseResult.model_validate({**done, "already_closed": True})
+            policy = self._policy(conn)
+            decisions = self._decisions(conn, sunday)
+            rows = store.state_rows(conn, sorted(decisions))
+            folds = []
+            for n, row in rows.items():
+                pending = store.primitive_entries_of(conn, n, row.last_seq)
+                folds.append(self._fold(conn, row, pending, policy, now))
+            promoted = sorted(
+                {
+                    f.name
+                    for f in folds
+                    for x in f.derived
+                    if x.kind == EntryKind.PROMOTED and x.data.get("week") == sunday.isoformat()
+                }
+            )
+            held = sorted(set(decisions) - set(promoted))
+            summary = {
+                "channel": "slack",
+                "kind": "review_closed",
+                "dedupe_key": f"review_closed:{sunday}",
+                "behavior": None,
+                "payload": {"week": sunday.isoformat(), "promoted": promoted, "held": held},
+            }
+            if folds:
+                folds[0].outbox.append(summary)
+                head = self._store_folds(conn, head, folds, now)
+                n_out = sum(len(f.outbox) for f in folds)
+            else:
+                n_out = store.add_outbox(conn, [summary], now)
+            result = SundayCloseResult(
+                week=sunday, already_closed=False, promoted=promoted, held=held, outbox=n_out
+            )
+            store.record_job(conn, job, now, self._now(), result.model_dump(mode="json"))
+        return result
+
+    # -- integrity ------------------------------------------------------------------------
+
+    def verify(self) -> VerifyResult:
+        """Check the hash chain; every edited, inserted or deleted entry is named."""
+        with self.engine.connect() as conn:
+            return chain.verify(conn)
+
+    def _fold_all(
+        self, conn: Connection, policy_for: Callable[[str], Policy]
+    ) -> Iterable[tuple[str, Any, int, int]]:
+        """(name, accumulator, last primitive seq, entries) for every behavior, from scratch."""
+        names = list(conn.execute(sa.select(T_BEHAVIORS.c.name).order_by(T_BEHAVIORS.c.name)))
+        for (name,) in names:
+            entries = store.primitive_entries(conn, name)
+            policy = policy_for(name)
+            acc = ladder.initial(name)
+            for _, e in sorted(entries, key=lambda p: ladder.fold_order(p[1])):
+                acc = ladder.apply(acc, e, policy)
+            yield name, acc, max((s for s, _ in entries), default=0), len(entries)
+
+    def rebuild(self) -> RebuildResult:
+        """Recompute every materialized state from the entries, fix it, report differences."""
+        now = self._now()
+        diffs: list[StateDifference] = []
+        total = count = 0
+        with write_connection(self.engine) as conn:
+            chain.lock_head(conn, now)
+            policy = self._policy(conn)
+            stored = store.state_rows(conn)
+            updates = []
+            for name, acc, last_seq, n in self._fold_all(conn, lambda _n: policy):
+                count += 1
+                total += n
+                state = ladder.view(acc, policy, now)
+                values = store.state_values(state)
+                old = stored.get(name)
+                if old is None:
+                    diffs.append(
+                        StateDifference(behavior=name, field="row", stored=None, rebuilt="created")
+                    )
+                    conn.execute(
+                        sa.insert(T_STATES).values(
+                            behavior=name,
+                            **values,
+                            accumulator=acc.to_json(),
+                            last_seq=last_seq,
+                            last_change_at=None,
+                            updated_at=now,
+                        )
+                    )
+                    continue
+                for col in _BASE_STATE_COLS:
+                    a, b = getattr(old, col), values[col]
+                    if a != b:
+                        diffs.append(
+                            StateDifference(
+                                behavior=name,
+                                field=col,
+                                stored=_jsonable(a),
+                                rebuilt=_jsonable(b),
+                            )
+                        )
+                updates.append(
+                    {
+                        "behavior": name,
+                        **values,
+                        "accumulator": acc.to_json(),
+                        "last_seq": last_seq,
+                        "updated_at": now,
+                    }
+                )
+            store.update_states(conn, updates)
+        return RebuildResult(behaviors=count, entries=total, differences=diffs)
+
+    def replay(self, policy: Policy) -> list[BehaviorRow]:
+        """Every behavior's state today under another policy; nothing is written."""
+        now = self._now()
+        out = []
+        with self.engine.connect() as conn:
+            meta = {
+                r.name: r
+                for r in conn.execute(
+                    sa.select(
+                        T_BEHAVIORS.c.name, T_BEHAVIORS.c.version, T_BEHAVIORS.c.preset_version
+                    )
+                ).all()
+            }
+            for name, acc, _, _ in self._fold_all(conn, lambda _n: policy):
+                state = ladder.view(acc, policy, now)
+                lf = state.last_failure
+                out.append(
+                    BehaviorRow(
+                        name=name,
+                        tier=state.tier,
+                        status=state.status,
+                        clean_days=state.clean_days,
+                        candidate=state.candidate,
+                        last_gate_failure=lf.on if lf else None,
+                        last_failure_gate=lf.gate if lf else None,
+                        last_failure_reason=lf.reason if lf else None,
+                        tier_since=state.tier_since,
+                        version=meta[name].version,
+                        preset_version=meta[name].preset_version,
+                    )
+                )
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _jsonable(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, date | datetime) else v
+
+
+def _change_key(change: TierChange) -> str:
+    return f"tier:{canonical_time(change.at)}:{change.from_tier.value}>{change.to_tier.value}"
+
+
+def _failure_json(state: BehaviorState) -> dict[str, Any] | None:
+    lf = state.last_failure
+    if lf is None:
+        return None
+    return {"on": lf.on.isoformat(), "gate": lf.gate, "reason": lf.reason, "run_id": lf.run_id}
+
+
+def _run_audit(report: RunReport, tier_before: str) -> tuple[list[NewEntry], list[dict[str, Any]]]:
+    """The gate_failed / anomaly audit entries and the Notion gate-failure rows of one run."""
+    derived: list[NewEntry] = []
+    outbox: list[dict[str, Any]] = []
+    at = report.finished_at
+    for g in report.gates:
+        if g.passed:
+            continue
+        data = {"run_id": report.run_id, "gate": g.name, "reason": g.reason, "tier": tier_before}
+        derived.append(
+            NewEntry(
+                report.behavior,
+                EntryKind.GATE_FAILED.value,
+                at,
+                f"gate_failed:{report.run_id}:{g.name}",
+                data,
+            )
+        )
+        outbox.append(
+            {
+                "channel": "notion",
+                "kind": "gate_failure_row",
+                "dedupe_key": f"gate_failure:{report.behavior}:{report.run_id}:{g.name}",
+                "behavior": report.behavior,
+                "payload": {
+                    "behavior": report.behavior,
+                    "date": at.isoformat(),
+                    "workflow_id": report.workflow_id,
+                    **data,
+                },
+            }
+        )
+    failed = [g for g in report.gates if not g.passed]
+    if failed:
+        # every failing run is alerted; at A (no lower tier) this is the only alert there is
+        outbox.append(
+            {
+                "channel": "slack",
+                "kind": "gate_failure_alert",
+                "dedupe_key": f"gate_alert:{report.behavior}:{report.run_id}",
+                "behavior": report.behavior,
+                "payload": {
+                    "behavior": report.behavior,
+                    "run_id": report.run_id,
+                    "workflow_id": report.workflow_id,
+                    "tier": tier_before,
+                    "gates": [{"name": g.name, "reason": g.reason} for g in failed],
+                },
+            }
+        )
+    for a in report.anomalies:
+        derived.append(
+            NewEntry(
+                report.behavior,
+                EntryKind.ANOMALY.value,
+                at,
+                f"anomaly:{report.run_id}:{a.name}",
+                {"run_id": report.run_id, "name": a.name, "detail": a.detail},
+            )
+        )
+    return derived, outbox
+
+
+def _report_message(report: RunReport, row: BehaviorRow, fold: _Fold) -> str:
+    kinds = [d.kind for d in fold.derived]
+    parts = [f"run {report.run_id} recorded"]
+    if EntryKind.DEMOTED.value in kinds:
+        parts.append(f"{report.behavior} demoted to tier {row.tier.value}")
+    if EntryKind.QUARANTINED.value in kinds:
+        parts.append(f"{report.behavior} quarantined")
+    return "; ".join(parts)
+
+
+def _behavior_row(r: Any) -> BehaviorRow:
+    return BehaviorRow(
+        name=r.behavior,
+        tier=Tier(r.tier),
+        status=Status(r.status),
+        clean_days=r.clean_days,
+        candidate=bool(r.candidate),
+        last_gate_failure=r.last_gate_failure,
+        last_failure_gate=r.last_failure_gate,
+        last_failure_reason=r.last_failure_reason,
+        tier_since=r.tier_since,
+        version=r.version,
+        preset_version=r.preset_version,
+        updated_at=r.updated_at,
+    )
