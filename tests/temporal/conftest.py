@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
-from tests.temporal.harness import Stack, running_stack, temporal_binary
+from tests.temporal.harness import Stack, ledger_app, running_stack, temporal_binary
 
 
 @pytest_asyncio.fixture
@@ -24,19 +25,16 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture
-def ledger_app(tmp_path: Path) -> object:
-    from tests.temporal import interim_ledger
-
-    app = interim_ledger.make_app()
-    interim_ledger.add_override(app)
-    return app
+def ledger(tmp_path: Path) -> FastAPI:
+    """The real ledger service (SQLite in tmp_path), in-process."""
+    return ledger_app(tmp_path / "data")
 
 
 @pytest_asyncio.fixture
 async def stack(
-    ts_env: WorkflowEnvironment, ledger_app: object, tmp_path: Path
+    ts_env: WorkflowEnvironment, ledger: FastAPI, tmp_path: Path
 ) -> AsyncIterator[Stack]:
-    async with running_stack(ts_env.client, ledger_app, tmp_path / "data") as s:
+    async with running_stack(ts_env.client, ledger, tmp_path / "data") as s:
         yield s
 
 

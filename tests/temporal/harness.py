@@ -8,21 +8,27 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
+from fastapi import FastAPI
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 from workflows.behavior_run import BehaviorRun
 
+from cleanday.config import Settings
+from cleanday.db import make_engine, migrate
 from cleanday.domain import Tier
+from cleanday.ledger import LedgerService
 from cleanday.ledger_client import LedgerClient
 from cleanday.router.types import Completion
 from cleanday.runtime.activities import RuntimeDeps
 from cleanday.runtime.types import RunRequest, RunState
 from cleanday.runtime.worker import create_worker
+from cleanday.service.app import create_app
 from cleanday.sinks import FileSink
 from cleanday.steps import ModelCaller
 from cleanday.workorder import WorkOrder
@@ -136,6 +142,15 @@ class Stack:
     def sink_files(self, behavior: str) -> list[str]:
         root = self.data_dir / "sinks" / behavior
         return sorted(p.name for p in root.glob("*.txt")) if root.exists() else []
+
+
+def ledger_app(data_dir: Path, clock: Callable[[], datetime] | None = None) -> FastAPI:
+    """The real ledger service app over a fresh, migrated SQLite ledger in `data_dir`."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(f"sqlite:///{data_dir / 'ledger.db'}")
+    migrate(engine)
+    settings = Settings(CLEANDAY_TOKEN=TOKEN, CLEANDAY_DATA_DIR=data_dir)
+    return create_app(settings, LedgerService(engine, clock=clock), scheduler=False)
 
 
 @asynccontextmanager

@@ -15,10 +15,10 @@ import yaml
 from fastapi import FastAPI
 from workflows.behavior_run import BehaviorRun
 
+from cleanday.domain import Tier
 from cleanday.runtime.starter import TemporalRunStarter
 from cleanday.service.routes import hooks
 from cleanday.webhooks import sign
-from cleanday.workorder import WorkOrder
 from tests.temporal.harness import Stack
 
 pytestmark = pytest.mark.temporal
@@ -39,26 +39,18 @@ class CountingStarter:
 
 @pytest_asyncio.fixture
 async def hook_app(
-    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, ledger: FastAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[httpx.AsyncClient, CountingStarter, Stack]]:
+    """The real ledger service with the hooks router, starting runs on the test server."""
     monkeypatch.setenv("CLEANDAY_WEBHOOK_SECRET_WEBHOOK_LOGGER", SECRET.decode())
     raw = yaml.safe_load((BEHAVIORS / "webhook_logger.yaml").read_text())
-    wo: WorkOrder = await stack.register(raw)
-    await stack.ledger.override(wo.name, "test starts at C", kind="forced_tier", tier="C")
-    app = FastAPI()
-    app.include_router(hooks.router)
+    await stack.register(raw, tier=Tier.C)
+    ledger.include_router(hooks.router)
     starter = CountingStarter(TemporalRunStarter(stack.client, stack.task_queue))
-    app.state.run_starter = starter
-    app.state.seen_signatures = hooks.SqliteSeenSignatures(tmp_path / "seen.db")
-    app.state.clock = lambda: NOW
-    statuses = {"webhook_logger": "active"}
-    app.dependency_overrides[hooks.get_behavior_lookup] = lambda: (
-        lambda name: (
-            stack.work_orders[name],
-            statuses[name],
-        )
-    )
-    transport = httpx.ASGITransport(app=app)
+    ledger.state.run_starter = starter
+    ledger.state.seen_signatures = hooks.SqliteSeenSignatures(tmp_path / "seen.db")
+    ledger.state.clock = lambda: NOW
+    transport = httpx.ASGITransport(app=ledger)
     async with httpx.AsyncClient(transport=transport, base_url="http://svc") as http:
         yield http, starter, stack
 
@@ -107,5 +99,14 @@ async def test_rejected_webhook_starts_nothing(hook_app: Any, case: str, status:
 async def test_webhook_for_an_unknown_behavior_is_404(hook_app: Any) -> None:
     http, starter, _ = hook_app
     response = await http.post("/hooks/nobody", content=b"{}", headers=_signed(b"{}"))
-    assert response.status_code == 404
+    assert response.status_code == 404, response.text
+    assert starter.started == []
+
+
+async def test_webhook_for_a_paused_behavior_is_refused_and_starts_nothing(hook_app: Any) -> None:
+    http, starter, stack = hook_app
+    await stack.ledger.set_status("webhook_logger", "pause")
+    body = json.dumps({"event_id": "evt-4"}).encode()
+    response = await http.post("/hooks/webhook_logger", content=body, headers=_signed(body))
+    assert response.status_code == 409, response.text
     assert starter.started == []

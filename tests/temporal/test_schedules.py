@@ -15,8 +15,7 @@ from workflows.behavior_run import BehaviorRun
 from cleanday.domain import Tier
 from cleanday.runtime import schedules
 from cleanday.workorder import WorkOrder
-from tests.temporal.harness import running_stack, work_order
-from tests.temporal.interim_ledger import add_override, make_app
+from tests.temporal.harness import ledger_app, running_stack, work_order
 
 pytestmark = [pytest.mark.temporal, pytest.mark.asyncio(loop_scope="module")]
 
@@ -64,8 +63,7 @@ async def test_a_run_due_while_workers_were_down_runs_when_they_return(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     client = dev_env.client
-    app = make_app()
-    add_override(app)
+    app = ledger_app(tmp_path / "data")
     wo_raw = work_order("catch_up", trigger={"type": "interval", "every_seconds": 2})
     async with running_stack(client, app, tmp_path / "data") as stack:
         await stack.register(wo_raw, tier=Tier.C)
@@ -87,8 +85,10 @@ async def test_a_run_due_while_workers_were_down_runs_when_they_return(
         async with running_stack(client, app, tmp_path / "data", task_queue=queue) as stack:
             stack.work_orders[wo.name] = wo
             state = await asyncio.wait_for(run.result(), timeout=30)
+            history = await stack.ledger.history(wo.name)
         assert state.outcome == "succeeded" and state.acted
-        assert started.workflow_id in app.state.runs
+        reported = [e for e in history if e["kind"] == "run_reported"]
+        assert [e["key"] for e in reported] == [f"run:{started.workflow_id}"]
         scheduled_at = (await run.describe()).start_time
         assert scheduled_at is not None and scheduled_at < datetime.now(UTC)
     finally:
