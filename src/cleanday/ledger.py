@@ -24,7 +24,8 @@ from sqlalchemy.engine import Engine
 
 from cleanday import chain, clock, ladder, store
 from cleanday.chain import ChainProblem, NewEntry, VerifyResult, canonical_time
-from cleanday.db import write_connection
+from cleanday.config import Settings, get_settings
+from cleanday.db import make_engine, migrate, write_connection
 from cleanday.domain import (
     BehaviorState,
     Decision,
@@ -246,6 +247,8 @@ class _Fold:
     applied: int = 0  # entries folded in now
 
 
+_VERBS = {EntryKind.PAUSED: "pause", EntryKind.RESUMED: "resume", EntryKind.RETIRED: "retire"}
+
 _BASE_STATE_COLS = (
     "tier",
     "status",
@@ -268,6 +271,21 @@ class LedgerService:
         self.engine = engine
         self.policy = policy or Policy()
         self.clock = clock or (lambda: datetime.now(UTC))
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        url: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> LedgerService:
+        """The ledger of these settings: engine on the configured database, migrated to head,
+        policy in the configured time zone."""
+        settings = settings or get_settings()
+        engine = make_engine(url, settings=settings)
+        migrate(engine)
+        return cls(engine, Policy(timezone=settings.timezone), clock)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -430,6 +448,27 @@ class LedgerService:
         if fold.last_change_at is None or change.at > fold.last_change_at:
             fold.last_change_at = change.at
 
+    def _link_runs(self, outbox: Sequence[dict[str, Any]], conn: Connection) -> None:
+        """Give alerts about a run its Temporal workflow id, so the alert can link to the run."""
+        need = {
+            o["payload"]["run_id"]: o
+            for o in outbox
+            if o["payload"].get("run_id") and "workflow_id" not in o["payload"]
+        }
+        if not need:
+            return
+        found = dict(
+            conn.execute(
+                sa.select(T_RUNS.c.run_id, T_RUNS.c.workflow_id).where(
+                    T_RUNS.c.run_id.in_(list(need))
+                )
+            ).all()
+        )
+        for o in outbox:
+            run_id = o["payload"].get("run_id")
+            if run_id in found and "workflow_id" not in o["payload"]:
+                o["payload"]["workflow_id"] = found[run_id]
+
     def _refold(self, conn: Connection, name: str, policy: Policy) -> tuple[Any, int]:
         entries = store.primitive_entries(conn, name)
         acc = ladder.initial(name)
@@ -442,6 +481,7 @@ class LedgerService:
     ) -> chain.Head:
         derived = [d for f in folds for d in f.derived]
         head, _ = chain.append(conn, head, derived, now)
+        self._link_runs([o for f in folds for o in f.outbox], conn)
         store.add_outbox(conn, [o for f in folds for o in f.outbox], now)
         with_acc = [f for f in folds if f.acc_changed]
         without_acc = [f for f in folds if not f.acc_changed]
@@ -1004,10 +1044,7 @@ class LedgerService:
             head = chain.lock_head(conn, now)
             state = self._view(conn, name, now)
             if state.status not in allowed:
-                raise DecisionError(
-                    f"cannot {kind.value.removesuffix('d').removesuffix('e')} {name}: "
-                    f"it is {state.status.value}"
-                )
+                raise DecisionError(f"cannot {_VERBS[kind]} {name}: it is {state.status.value}")
             data = {"by": by, **({"reason": reason} if reason else {})}
             fact = NewEntry(name, kind.value, now, f"{kind.value}:{uuid.uuid4().hex}", data)
             self._commit_facts(conn, name, [fact], now, head=head)

@@ -485,3 +485,74 @@ def test_run_report_rejects_naive_timestamps() -> None:
                 "cost_usd": 0,
             }
         )
+
+
+def test_a_late_run_report_older_than_later_entries_is_folded_in_its_place(
+    svc: LedgerService, clock: FakeClock, tmp_path: Path
+) -> None:
+    _register(svc, tmp_path)
+    clock.set(at("2026-11-11", 12))
+    svc.report_run(report("tagger", "r-11", at("2026-11-11", 12)))
+    # the run of the 10th arrives after the run of the 11th, and it failed a gate
+    svc.report_run(report("tagger", "r-10", at("2026-11-10", 12), failed_gate="schema"))
+    clock.set(at("2026-11-12", 0, 5))
+    svc.close_day(date(2026, 11, 11))
+    [row] = svc.list_behaviors()
+    assert row.last_gate_failure == date(2026, 11, 10)
+    assert row.clean_days == 1  # the 11th, clean, after the failure of the 10th
+    assert svc.rebuild().differences == []
+
+
+def test_concurrent_reports_serialize_into_one_intact_chain(
+    svc: LedgerService, clock: FakeClock, tmp_path: Path
+) -> None:
+    import threading
+
+    _register(svc, tmp_path)
+    _register(svc, tmp_path, "poster")
+    clock.set(at("2026-11-09", 18))
+    errors: list[BaseException] = []
+
+    def worker(name: str, k: int) -> None:
+        try:
+            for i in range(8):
+                svc.report_run(report(name, f"{name}-{k}-{i}", at("2026-11-09", 12, i)))
+                svc.report_run(report(name, f"{name}-{k}-{i}", at("2026-11-09", 12, i)))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=worker, args=(n, k)) for n in ("tagger", "poster") for k in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    result = svc.verify()
+    assert result.ok, result.summary()
+    assert result.entries == 2 + 32
+    assert svc.rebuild().differences == []
+
+
+def test_a_demotion_alert_links_to_the_temporal_run(
+    svc: LedgerService, engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    _register(svc, tmp_path)
+    clock.set(at("2026-11-09", 9))
+    svc.override("tagger", "trusted", tier=Tier.WINGS)
+    svc.report_run(report("tagger", "r1", at("2026-11-09", 10), failed_gate="budget"))
+    with engine.connect() as conn:
+        payload = conn.execute(
+            sa.select(T_OUTBOX.c.payload).where(T_OUTBOX.c.kind == "demotion_alert")
+        ).scalar_one()
+    assert (payload["from"], payload["to"], payload["workflow_id"]) == ("Wings", "C", "wf-r1")
+
+
+def test_pausing_a_paused_behavior_says_why_it_cannot(
+    svc: LedgerService, clock: FakeClock, tmp_path: Path
+) -> None:
+    _register(svc, tmp_path)
+    svc.pause("tagger")
+    with pytest.raises(DecisionError, match="cannot pause tagger: it is paused"):
+        svc.pause("tagger")

@@ -1,0 +1,328 @@
+"""Ledger benchmark: day close at 30 and 90 days of history, the Sunday candidates query and the
+`ledger --json` list, on SQLite or PostgreSQL.
+
+History is bulk-loaded straight into the hash chain (no HTTP, no per-run fold): each day's run
+reports are appended to the chain, then that day is closed with `LedgerService.close_day`,
+which folds them — the same work the scheduler's day close does after a day of ingest.
+
+    python bench/ledger_bench.py --quick                     # 300 behaviors x 90 days, SQLite
+    python bench/ledger_bench.py --backend postgresql --quick
+    python bench/ledger_bench.py                             # 10,000 x 90 x 3 = 2.7M runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.engine.url import make_url
+
+from cleanday import chain, ladder
+from cleanday.chain import NewEntry
+from cleanday.db import make_engine, migrate, write_connection
+from cleanday.domain import EntryKind, Policy
+from cleanday.ledger import LedgerService
+from cleanday.models import T_BEHAVIORS, T_RUNS, T_STATES
+from cleanday.registration import content_hash, preset_hash
+from cleanday.workorder import WorkOrder
+
+START = date(2026, 8, 3)  # a Monday; registration happens the evening before
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _work_order(name: str) -> WorkOrder:
+    return WorkOrder.model_validate(
+        {
+            "name": name,
+            "description": "benchmark behavior",
+            "trigger": {"type": "interval", "every_seconds": 28800},
+            "reports": "what it did",
+            "key": {"ref": f"env:BENCH_KEY_{name.upper()}", "cap_usd": 10},
+            "preset": {"name": "bench", "model": "local/echo"},
+            "entry": "cleanday.cli:main",
+        }
+    )
+
+
+def register_bulk(engine: Engine, names: list[str], now: datetime) -> None:
+    """Insert behaviors, their registered entries and folded state rows in one transaction."""
+    policy = Policy()
+    with write_connection(engine) as conn:
+        head = chain.lock_head(conn, now)
+        rows, states, entries = [], [], []
+        for name in names:
+            wo = _work_order(name)
+            content = wo.model_dump(mode="json")
+            rows.append(
+                {
+                    "name": name,
+                    "version": 1,
+                    "work_order": content,
+                    "work_order_text": None,
+                    "content_hash": content_hash(wo),
+                    "preset_hash": preset_hash(wo),
+                    "preset_version": 1,
+                    "key_ref": wo.key.ref,
+                    "idle_days": "skip",
+                    "source_path": "bench",
+                    "registered_at": now,
+                    "updated_at": now,
+                    "status_changed_at": now,
+                }
+            )
+            entries.append(
+                NewEntry(name, EntryKind.REGISTERED.value, now, "registered:v1", {"version": 1})
+            )
+        conn.execute(sa.insert(T_BEHAVIORS), rows)
+        head, appended = chain.append(conn, head, entries, now)
+        for name, row in zip(names, appended, strict=True):
+            acc = ladder.apply(
+                ladder.initial(name),
+                chain_entry(row),
+                policy,
+            )
+            st = ladder.view(acc, policy, now)
+            states.append(
+                {
+                    "behavior": name,
+                    "tier": st.tier.value,
+                    "status": st.status.value,
+                    "clean_days": 0,
+                    "candidate": False,
+                    "accumulator": acc.to_json(),
+                    "last_seq": row["seq"],
+                    "last_change_at": None,
+                    "updated_at": now,
+                }
+            )
+        conn.execute(sa.insert(T_STATES), states)
+        conn.execute(sa.text("UPDATE chain_head SET folded_seq = :s WHERE id = 1"), {"s": head.seq})
+
+
+def chain_entry(row: dict[str, Any]) -> Any:
+    from cleanday.domain import Entry
+
+    return Entry(row["behavior"], EntryKind(row["kind"]), row["at"], row["key"], row["data"])
+
+
+def load_day(
+    engine: Engine, names: list[str], d: date, runs_per_day: int, rng: random.Random
+) -> int:
+    """Append one day of run reports (a few with failed gates or anomalies) to the chain."""
+    now = datetime(d.year, d.month, d.day, 23, 59, tzinfo=UTC)
+    entries: list[NewEntry] = []
+    runs: list[dict[str, Any]] = []
+    for name in names:
+        for k in range(runs_per_day):
+            finished = datetime(d.year, d.month, d.day, 6 + 6 * k, tzinfo=UTC) + timedelta(
+                seconds=rng.randrange(3600)
+            )
+            run_id = f"{name}-{d.isoformat()}-{k}"
+            failed = rng.random() < 0.002
+            anomalous = rng.random() < 0.002
+            cost = round(rng.uniform(0.001, 0.02), 5)
+            data = {
+                "run_id": run_id,
+                "workflow_id": f"wf-{run_id}",
+                "started_at": (finished - timedelta(seconds=20)).isoformat(),
+                "outcome": "failed" if failed else "succeeded",
+                "gates": [
+                    {"name": "budget", "passed": True, "reason": ""},
+                    {"name": "schema", "passed": not failed, "reason": "tag outside list"},
+                ],
+                "anomalies": [{"name": "cost", "detail": "3x median"}] if anomalous else [],
+                "cost_usd": cost,
+            }
+            entries.append(
+                NewEntry(name, EntryKind.RUN_REPORTED.value, finished, f"run:{run_id}", data)
+            )
+            runs.append(
+                {
+                    "run_id": run_id,
+                    "workflow_id": f"wf-{run_id}",
+                    "behavior": name,
+                    "started_at": finished - timedelta(seconds=20),
+                    "finished_at": finished,
+                    "outcome": data["outcome"],
+                    "cost_usd": cost,
+                    "tokens_in": 100,
+                    "tokens_out": 50,
+                    "model": "local/echo",
+                    "transport": "local",
+                    "latency_ms": 20000.0,
+                    "output_size": 1000,
+                    "summary": None,
+                    "reported_at": now,
+                }
+            )
+    with write_connection(engine) as conn:
+        head = chain.lock_head(conn, now)
+        chain.append(conn, head, entries, now)
+        conn.execute(sa.insert(T_RUNS), runs)
+    return len(entries)
+
+
+def _create_pg_database(server: str) -> tuple[str, str]:
+    import psycopg
+
+    name = f"cleanday_bench_{uuid.uuid4().hex[:10]}"
+    admin = make_url(server).set(drivername="postgresql", database="postgres")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(server).set(drivername="postgresql+psycopg", database=name)
+    return url.render_as_string(hide_password=False), name
+
+
+def _drop_pg_database(server: str, name: str) -> None:
+    import psycopg
+
+    admin = make_url(server).set(drivername="postgresql", database="postgres")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--behaviors", type=int, default=10_000)
+    ap.add_argument("--days", type=int, default=90)
+    ap.add_argument("--runs-per-day", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="300 behaviors (days unchanged)")
+    ap.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "CLEANDAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+        help="server to create a scratch database on (dropped afterwards)",
+    )
+    ap.add_argument("--verify", action="store_true", help="also time `ledger verify`")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.behaviors = min(args.behaviors, 300)
+    if args.days < 31:
+        ap.error("--days must be at least 31 to compare day 30 with the last day")
+
+    tmp = None
+    pg_name = None
+    if args.backend == "sqlite":
+        tmp = tempfile.TemporaryDirectory(prefix="cleanday-bench-")
+        url = f"sqlite:///{Path(tmp.name) / 'ledger.db'}"
+    else:
+        url, pg_name = _create_pg_database(args.postgres_url)
+    engine = make_engine(url)
+    figures: dict[str, Any] = {
+        "backend": args.backend,
+        "behaviors": args.behaviors,
+        "days": args.days,
+        "runs_per_day": args.runs_per_day,
+    }
+    try:
+        migrate(engine)
+        rng = random.Random(42)
+        names = [f"b{i:05d}" for i in range(args.behaviors)]
+        registered = datetime.combine(START - timedelta(days=1), datetime.min.time(), UTC)
+        register_bulk(engine, names, registered.replace(hour=18))
+        clock = Clock(registered)
+        svc = LedgerService(engine, Policy(timezone="UTC"), clock)
+        close_times: dict[int, float] = {}
+        load_total = 0.0
+        runs = 0
+        for i in range(args.days):
+            d = START + timedelta(days=i)
+            t = time.perf_counter()
+            runs += load_day(engine, names, d, args.runs_per_day, rng)
+            load_total += time.perf_counter() - t
+            clock.now = datetime.combine(d + timedelta(days=1), datetime.min.time(), UTC)
+            clock.now += timedelta(minutes=5)
+            t = time.perf_counter()
+            result = svc.close_day(d)
+            close_times[i + 1] = time.perf_counter() - t
+            if (i + 1) % 10 == 0 or i + 1 in (1, 30, args.days):
+                print(
+                    f"day {i + 1:3d} {d}: close {close_times[i + 1]:.2f}s "
+                    f"({result.behaviors} behaviors, {result.entries_folded} entries folded, "
+                    f"{len(result.demoted)} demoted); load so far {load_total:.1f}s",
+                    file=sys.stderr,
+                )
+
+        def around(day: int) -> float:
+            window = [close_times[k] for k in range(day - 2, day + 1) if k in close_times]
+            return statistics.median(window)
+
+        at30, last = around(30), around(args.days)
+        figures.update(
+            runs=runs,
+            bulk_load_seconds=round(load_total, 1),
+            day_close_at_30_days_s=round(at30, 3),
+            day_close_at_last_day_s=round(last, 3),
+            day_close_ratio=round(last / at30, 2),
+        )
+        # the Sunday candidates query, as the review post and `cleanday review` run it
+        last_day = START + timedelta(days=args.days - 1)
+        sunday = last_day + timedelta(days=(6 - last_day.weekday()))
+        t = time.perf_counter()
+        cands = svc.candidates(sunday)
+        figures["candidates_query_s"] = round(time.perf_counter() - t, 4)
+        figures["candidates"] = len(cands)
+        t = time.perf_counter()
+        rows = svc.list_behaviors()
+        text = json.dumps([r.model_dump(mode="json") for r in rows])
+        figures["ledger_json_s"] = round(time.perf_counter() - t, 4)
+        figures["ledger_json_bytes"] = len(text)
+        if args.verify:
+            t = time.perf_counter()
+            ok = svc.verify().ok
+            figures["verify_s"] = round(time.perf_counter() - t, 1)
+            figures["verify_ok"] = ok
+    finally:
+        engine.dispose()
+        if pg_name:
+            _drop_pg_database(args.postgres_url, pg_name)
+        if tmp:
+            tmp.cleanup()
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        print(
+            f"{figures['backend']}: {figures['behaviors']} behaviors x {figures['days']} days x "
+            f"{figures['runs_per_day']} runs = {figures['runs']:,} run reports "
+            f"(bulk load {figures['bulk_load_seconds']}s)\n"
+            f"  day close at 30 days of history: {figures['day_close_at_30_days_s']:.3f} s\n"
+            f"  day close at {args.days} days of history: "
+            f"{figures['day_close_at_last_day_s']:.3f} s  "
+            f"(ratio {figures['day_close_ratio']}; target ~1 and < 5 s)\n"
+            f"  Sunday candidates query: {figures['candidates_query_s']:.4f} s "
+            f"({figures['candidates']} candidates; target < 0.5 s)\n"
+            f"  ledger --json list: {figures['ledger_json_s']:.4f} s "
+            f"({figures['ledger_json_bytes']:,} bytes)"
+            + (
+                f"\n  verify: {figures['verify_s']} s, ok={figures['verify_ok']}"
+                if args.verify
+                else ""
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
