@@ -136,10 +136,10 @@ def period_bounds(cadence: str, now: datetime, timezone: str) -> tuple[datetime,
     )
 
 
-def _naive_utc(dt: datetime) -> datetime:
+def _utc(dt: datetime) -> datetime:
     if dt.tzinfo is None:
         raise ValueError("expected a timezone-aware datetime")
-    return dt.astimezone(UTC).replace(tzinfo=None)
+    return dt.astimezone(UTC)
 
 
 # --- spend -----------------------------------------------------------------------------
@@ -216,8 +216,8 @@ class SpendStore:
         total = conn.execute(
             select(func.coalesce(func.sum(_ROW_SPEND), 0.0)).where(
                 KeySpend.behavior == behavior,  # type: ignore[arg-type]
-                KeySpend.at >= _naive_utc(start),  # type: ignore[arg-type]
-                KeySpend.at < _naive_utc(end),  # type: ignore[arg-type]
+                KeySpend.at >= _utc(start),  # type: ignore[arg-type]
+                KeySpend.at < _utc(end),  # type: ignore[arg-type]
             )
         ).scalar_one()
         return float(total)
@@ -248,7 +248,7 @@ class SpendStore:
             result = conn.execute(
                 KeySpend.__table__.insert().values(  # type: ignore[attr-defined]
                     behavior=behavior,
-                    at=_naive_utc(now),
+                    at=_utc(now),
                     run_id=run_id,
                     transport=transport,
                     model=model,
@@ -280,7 +280,7 @@ class SpendStore:
             "status": status,
             "tokens_in": tokens_in,
             "tokens_out": tokens_out,
-            "settled_at": _naive_utc(self.clock()),
+            "settled_at": _utc(self.clock()),
         }
         if transport is not None:
             values["transport"] = transport

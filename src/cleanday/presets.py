@@ -92,7 +92,7 @@ class PresetStore:
         self.clock = clock or (lambda: datetime.now(UTC))
 
     def _now(self) -> datetime:
-        return self.clock().astimezone(UTC).replace(tzinfo=None)
+        return self.clock().astimezone(UTC)
 
     def record(self, behavior: str, spec: PresetSpec, source: str = "registered") -> PresetVersion:
         """Store `spec` as a new version unless it equals the current one."""

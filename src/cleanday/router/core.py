@@ -137,7 +137,7 @@ class Router:
         unchanged preset is not a new version.
         """
         effective_guardrails(work_order.guardrails.model_dump(exclude_unset=True), self.config)
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = datetime.now(UTC)
         with Session(self.engine) as session:
             other = session.exec(
                 select(RoutingBinding).where(
@@ -272,7 +272,9 @@ class Router:
                 served = [m for m in models if self.config.anthropic_model(m)]
                 if not served:
                     continue
-                routes.append(Route("anthropic", served[0], tuple(served[:1]), dict(spec.provider)))
+                anthropic_id = self.config.anthropic_model(served[0])
+                assert anthropic_id is not None
+                routes.append(Route("anthropic", anthropic_id, (served[0],), dict(spec.provider)))
             else:
                 routes.append(Route(transport, spec.model, models, dict(spec.provider)))
         if not routes:

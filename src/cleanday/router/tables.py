@@ -34,7 +34,7 @@ class KeySpend(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     behavior: str = Field(index=True, max_length=64)
-    at: datetime = Field(index=True)  # naive UTC
+    at: datetime = Field(index=True)
     run_id: str | None = Field(default=None, max_length=200)
     transport: str = Field(default="", max_length=32)
     model: str = Field(default="", max_length=200)
