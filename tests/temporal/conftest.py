@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,7 @@ import pytest_asyncio
 from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
+from cleanday.localprovider import local_provider_in_thread
 from tests.temporal.harness import Stack, ledger_app, running_stack, temporal_binary
 
 
@@ -30,11 +31,18 @@ def ledger(tmp_path: Path) -> FastAPI:
     return ledger_app(tmp_path / "data")
 
 
+@pytest.fixture(scope="session")
+def provider_url() -> Iterator[str]:
+    """The local model provider (cleanday.localprovider) on a free port, for the router."""
+    with local_provider_in_thread() as server:
+        yield server.url + "/v1"
+
+
 @pytest_asyncio.fixture
 async def stack(
-    ts_env: WorkflowEnvironment, ledger: FastAPI, tmp_path: Path
+    ts_env: WorkflowEnvironment, ledger: FastAPI, tmp_path: Path, provider_url: str
 ) -> AsyncIterator[Stack]:
-    async with running_stack(ts_env.client, ledger, tmp_path / "data") as s:
+    async with running_stack(ts_env.client, ledger, tmp_path / "data", provider_url) as s:
         yield s
 
 

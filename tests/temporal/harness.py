@@ -24,8 +24,9 @@ from cleanday.db import make_engine, migrate
 from cleanday.domain import Tier
 from cleanday.ledger import LedgerService
 from cleanday.ledger_client import LedgerClient
-from cleanday.router.types import Completion
+from cleanday.router import Completion, Router
 from cleanday.runtime.activities import RuntimeDeps
+from cleanday.runtime.model import BoundModel, ensure_routing_tables
 from cleanday.runtime.types import RunRequest, RunState
 from cleanday.runtime.worker import create_worker
 from cleanday.service.app import create_app
@@ -62,34 +63,24 @@ def work_order(name: str, **overrides: Any) -> dict[str, Any]:
 
 
 @dataclass
-class ScriptedModel:
-    """A bound model for tests; `hold` makes a call wait until the test lets it go."""
+class HeldModel:
+    """The behavior's real bound model, whose calls wait until the test lets them go."""
 
-    behavior: str
-    run_id: str
-    model: str
-    hold: asyncio.Event | None = None
+    inner: ModelCaller
+    hold: asyncio.Event
 
     async def complete(
         self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None = None
     ) -> Completion:
-        if self.hold is not None:
-            await self.hold.wait()
-        return Completion(
-            text=f"note for {self.behavior}",
-            model=self.model,
-            transport="local",
-            cost_usd=0.001,
-            tokens_in=10,
-            tokens_out=5,
-            latency_ms=3.0,
-        )
+        await self.hold.wait()
+        return await self.inner.complete(messages, response_format)
 
 
 @dataclass
 class Stack:
     client: Client
     ledger: LedgerClient
+    router: Router
     data_dir: Path
     task_queue: str
     work_orders: dict[str, WorkOrder] = field(default_factory=dict)
@@ -99,6 +90,7 @@ class Stack:
         text = yaml.safe_dump(raw, sort_keys=False)
         await self.ledger.register(text)
         wo = WorkOrder.model_validate(raw)
+        await self.router.bind(wo)
         self.work_orders[wo.name] = wo
         if tier is not Tier.A:
             await self.ledger.override(
@@ -137,7 +129,9 @@ class Stack:
         return str(body["state"]["tier"])
 
     def model_for(self, wo: WorkOrder, tier: Tier, run_id: str) -> ModelCaller:
-        return ScriptedModel(wo.name, run_id, wo.preset.model, self.holds.get(wo.name))
+        model: ModelCaller = BoundModel(self.router, wo.name, tier, run_id)
+        hold = self.holds.get(wo.name)
+        return HeldModel(model, hold) if hold is not None else model
 
     def sink_files(self, behavior: str) -> list[str]:
         root = self.data_dir / "sinks" / behavior
@@ -158,14 +152,26 @@ async def running_stack(
     client: Client,
     app: Any,
     data_dir: Path,
+    provider_url: str,
     *,
     model_for: Callable[..., ModelCaller] | None = None,
     task_queue: str | None = None,
 ) -> AsyncIterator[Stack]:
-    """The ledger app in-process (ASGI), a worker on a fresh task queue, the file sink."""
+    """The ledger app in-process (ASGI), the router on the local provider over the ledger's
+    database, a worker on a fresh task queue, the file sink."""
     transport = httpx.ASGITransport(app=app)
+    db_url = str(app.state.service.engine.url)
+    settings = Settings(
+        CLEANDAY_TOKEN=TOKEN,
+        CLEANDAY_DATA_DIR=data_dir,
+        CLEANDAY_LOCAL_PROVIDER_URL=provider_url,
+    )
+    # the router keeps its own engine on the same database, as in a worker process
+    router = Router.from_settings(settings.model_copy(update={"database_url": db_url}))
+    ensure_routing_tables(router.engine)
     async with LedgerClient("http://ledger", TOKEN, transport=transport) as ledger:
-        stack = Stack(client, ledger, data_dir, task_queue or f"test-{uuid.uuid4().hex[:8]}")
+        queue = task_queue or f"test-{uuid.uuid4().hex[:8]}"
+        stack = Stack(client, ledger, router, data_dir, queue)
         deps = RuntimeDeps(
             ledger=ledger,
             work_orders=stack.work_orders,

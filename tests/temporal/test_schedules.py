@@ -60,12 +60,12 @@ async def test_pause_quarantine_and_retire_pause_or_delete_the_schedule_and_resu
 
 
 async def test_a_run_due_while_workers_were_down_runs_when_they_return(
-    dev_env: WorkflowEnvironment, tmp_path: Path
+    dev_env: WorkflowEnvironment, tmp_path: Path, provider_url: str
 ) -> None:
     client = dev_env.client
     app = ledger_app(tmp_path / "data")
     wo_raw = work_order("catch_up", trigger={"type": "interval", "every_seconds": 2})
-    async with running_stack(client, app, tmp_path / "data") as stack:
+    async with running_stack(client, app, tmp_path / "data", provider_url) as stack:
         await stack.register(wo_raw, tier=Tier.C)
         queue = stack.task_queue
     # the worker is gone; the schedule keeps firing into its task queue
@@ -82,7 +82,9 @@ async def test_a_run_due_while_workers_were_down_runs_when_they_return(
         # started by the server, waiting in the task queue for a worker
         assert (await run.describe()).status == WorkflowExecutionStatus.RUNNING
         await handle.pause()  # one missed run is enough to prove the point
-        async with running_stack(client, app, tmp_path / "data", task_queue=queue) as stack:
+        async with running_stack(
+            client, app, tmp_path / "data", provider_url, task_queue=queue
+        ) as stack:
             stack.work_orders[wo.name] = wo
             state = await asyncio.wait_for(run.result(), timeout=30)
             history = await stack.ledger.history(wo.name)

@@ -18,7 +18,9 @@ from workflows.behavior_run import BehaviorRun
 from cleanday.config import Settings
 from cleanday.errors import WorkOrderError
 from cleanday.ledger_client import LedgerClient
-from cleanday.runtime.activities import ModelFactory, RuntimeActivities, RuntimeDeps
+from cleanday.router import Router
+from cleanday.runtime.activities import RuntimeActivities, RuntimeDeps
+from cleanday.runtime.model import bind_all, ensure_routing_tables, router_models
 from cleanday.workorder import WorkOrder
 
 log = logging.getLogger("cleanday.worker")
@@ -52,13 +54,6 @@ async def register_all(ledger: LedgerClient, texts: Iterable[str]) -> None:
         await ledger.register(text)
 
 
-def router_model_factory(settings: Settings) -> ModelFactory:
-    """The production ModelFactory: every call goes through cleanday.router."""
-    from cleanday.runtime.model import router_factory
-
-    return router_factory(settings)
-
-
 def create_worker(
     client: Client,
     deps: RuntimeDeps,
@@ -88,10 +83,13 @@ async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) 
     async with LedgerClient(settings.resolved_service_url, settings.token) as ledger:
         await register_all(ledger, (text for _, text in found.values()))
         work_orders = {name: wo for name, (wo, _) in found.items()}
+        router = Router.from_settings(settings)
+        ensure_routing_tables(router.engine)
+        await bind_all(router, list(work_orders.values()))
         deps = RuntimeDeps(
             ledger=ledger,
             work_orders=work_orders,
-            model_for=router_model_factory(settings),
+            model_for=router_models(router),
             sink=FileSink(settings.data_dir),
             data_dir=settings.data_dir,
         )
