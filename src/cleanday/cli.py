@@ -68,8 +68,9 @@ def _today(settings: Settings) -> date:
 
 
 def _this_sunday(settings: Settings) -> date:
-    today = _today(settings)
-    return today + timedelta(days=6 - today.weekday())
+    from cleanday.clock import review_sunday
+
+    return review_sunday(_today(settings))
 
 
 def _parse_date(value: str, option: str) -> date:
@@ -172,12 +173,8 @@ def register(
         raise typer.BadParameter(f"{path} does not exist", param_hint="PATH")
     with _service() as service:
         for file in files:
-            result = to_jsonable(service.register(file))
-            name = result.get("name") or result.get("behavior") or file.stem
-            outcome = result.get("outcome", "registered")
-            version = result.get("version")
-            suffix = f" (version {version})" if version is not None else ""
-            typer.echo(f"{name}: {outcome}{suffix}")
+            result = service.register(file)
+            typer.echo(f"{result.name}: {result.status.replace('_', ' ')} - {result.message}")
 
 
 @ledger_app.callback(invoke_without_command=True)
@@ -210,20 +207,13 @@ def ledger_close_day(
 @ledger_app.command("verify")
 @friendly
 def ledger_verify() -> None:
-    """Check the hash chain; exits non-zero naming the first bad entry."""
+    """Check the hash chain; exits non-zero naming every bad entry."""
     with _service() as service:
-        result = to_jsonable(service.verify())
-    ok = result.get("ok")
-    if ok is None:
-        ok = not result.get("problems") and not result.get("bad_entry")
-    if ok:
-        checked = result.get("checked") or result.get("entries")
-        typer.echo(
-            f"ledger verified: {checked} entries" if checked is not None else "ledger verified"
-        )
+        result = service.verify()
+    if result.ok:
+        typer.echo(result.summary())
         return
-    problem = result.get("message") or result.get("problems") or result.get("bad_entry")
-    typer.echo(f"error: ledger does not verify: {problem}", err=True)
+    typer.echo(f"error: {result.summary()}", err=True)
     raise typer.Exit(1)
 
 
@@ -232,8 +222,18 @@ def ledger_verify() -> None:
 def ledger_rebuild() -> None:
     """Recompute every materialized state from the entries; report differences."""
     with _service() as service:
-        result = to_jsonable(service.rebuild())
-    typer.echo(json.dumps(result, indent=2))
+        result = service.rebuild()
+    if not result.differences:
+        typer.echo(
+            f"rebuilt {result.behaviors} behaviors from {result.entries} entries: no difference"
+        )
+        return
+    typer.echo(
+        f"rebuilt {result.behaviors} behaviors from {result.entries} entries; "
+        f"{len(result.differences)} stored value(s) differed and were fixed:"
+    )
+    for d in result.differences:
+        typer.echo(f"  {d.behavior}.{d.field}: stored {d.stored!r}, rebuilt {d.rebuilt!r}")
 
 
 @ledger_app.command("replay")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -23,16 +23,14 @@ from cleanday.errors import (
     WebhookRejected,
     WorkOrderError,
 )
+from cleanday.ledger import LedgerService
 from cleanday.service.routes import behaviors, days, pane, permits, reviews, runs
-
-if TYPE_CHECKING:
-    from cleanday.ledger import LedgerService
 
 # most specific first: the first isinstance match decides the status
 _STATUS: tuple[tuple[type[CleandayError], int], ...] = (
     (UnknownBehaviorError, status.HTTP_404_NOT_FOUND),
     (PermitDenied, status.HTTP_403_FORBIDDEN),
-    (WorkOrderError, status.HTTP_422_UNPROCESSABLE_ENTITY),
+    (WorkOrderError, 422),
     (RegistrationError, status.HTTP_409_CONFLICT),
     (DecisionError, status.HTTP_409_CONFLICT),
     (LedgerIntegrityError, status.HTTP_409_CONFLICT),
@@ -50,11 +48,14 @@ def status_for(exc: CleandayError) -> int:
 
 
 def build_service(settings: Settings) -> LedgerService:
-    """A LedgerService over the database the settings name (SQLite file by default)."""
-    from cleanday.db import make_engine
-    from cleanday.ledger import LedgerService
+    """A LedgerService over the database the settings name (SQLite file by default), with its
+    schema brought up to date (an Alembic upgrade is a no-op on a current database)."""
+    from cleanday.db import make_engine, migrate
+    from cleanday.domain import Policy
 
-    return LedgerService(make_engine(settings.resolved_database_url), timezone=settings.timezone)
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    return LedgerService(engine, policy=Policy(timezone=settings.timezone))
 
 
 def create_app(
@@ -106,7 +107,7 @@ def create_app(
         )
         return JSONResponse(
             {"detail": summary, "errors": errors},
-            status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status_code=422,
         )
 
     for module in (pane, behaviors, runs, permits, reviews, days):

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cleanday.config import Settings
-
-if TYPE_CHECKING:
-    from cleanday.ledger import LedgerService
+from cleanday.ledger import LedgerService
 
 _bearer = HTTPBearer(auto_error=False, description="the operator token, CLEANDAY_TOKEN")
 

@@ -1,52 +1,20 @@
-"""Request bodies of the HTTP API; strict, so a bad body is refused with the field named."""
+"""Request bodies of the HTTP API, strict so that a bad body is refused naming the field."""
+
+# the run report body is `cleanday.ledger.RunReport`, shared with the workers' client
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cleanday.domain import Decision, Tier
 
-Outcome = Literal["succeeded", "failed", "blocked", "proposed", "staged", "expired"]
 OverrideKind = Literal["rejected", "edited", "rerun", "forced_tier", "let_through", "manual"]
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class GateIn(_Body):
-    name: str = Field(min_length=1)
-    passed: bool
-    reason: str = ""
-
-
-class AnomalyIn(_Body):
-    name: str = Field(min_length=1)
-    detail: str = ""
-
-
-class RunReportIn(_Body):
-    """A finished run, as a worker reports it; reporting the same run_id again changes nothing."""
-
-    behavior: str = Field(min_length=1)
-    run_id: str = Field(min_length=1)
-    workflow_id: str | None = None
-    # AwareDatetime: a timestamp without an offset is ambiguous about which day the run is in
-    started_at: AwareDatetime = Field(description="ISO 8601 with offset")
-    finished_at: AwareDatetime = Field(description="ISO 8601 with offset; the run's day")
-    outcome: Outcome
-    gates: list[GateIn] = Field(default_factory=list)
-    anomalies: list[AnomalyIn] = Field(default_factory=list)
-    cost_usd: float = Field(ge=0)
-    tokens_in: int | None = Field(default=None, ge=0)
-    tokens_out: int | None = Field(default=None, ge=0)
-    model: str | None = None
-    transport: str | None = None
-    latency_ms: float | None = Field(default=None, ge=0)
-    output_size: int | None = Field(default=None, ge=0)
-    summary: str | None = None
 
 
 class RegisterIn(_Body):

@@ -6,13 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response, status
 
+from cleanday.ledger import LedgerService
 from cleanday.service.deps import Operator, get_service
 from cleanday.service.schemas import BatchApproveIn, BatchRejectIn, OverrideIn, RegisterIn
 from cleanday.service.serialize import pane_row, to_jsonable
 from cleanday.workorder import WorkOrder, parse_work_order
 
 router = APIRouter(prefix="/api/v1/behaviors", tags=["behaviors"])
-Service = Annotated[Any, Depends(get_service)]
+Service = Annotated[LedgerService, Depends(get_service)]
 
 
 def work_order_summary(wo: WorkOrder) -> dict[str, Any]:
@@ -44,12 +45,11 @@ def list_behaviors(service: Service) -> list[dict[str, Any]]:
 def register(body: RegisterIn, service: Service, response: Response) -> dict[str, Any]:
     source = body.source or "work order (API)"
     wo = parse_work_order(body.work_order, source)
-    result = service.register_work_order(wo, source)
-    payload = to_jsonable(result)
-    outcome = payload.get("outcome") if isinstance(payload, dict) else None
-    if outcome == "unchanged":
+    result = service.register_work_order(wo, source, text=body.work_order)
+    if result.status == "unchanged":
         response.status_code = status.HTTP_200_OK
-    return payload if isinstance(payload, dict) else {"result": payload}
+    payload: dict[str, Any] = to_jsonable(result)
+    return payload
 
 
 @router.get("/{name}", summary="A behavior's state and Work Order summary")
@@ -69,32 +69,25 @@ def medians(name: str, service: Service, days: int = 14) -> Any:
     return to_jsonable(service.trailing_medians(name, days=days))
 
 
-def _state_reply(service: Any, name: str) -> dict[str, Any]:
-    return {"name": name, "state": to_jsonable(service.state(name))}
-
-
 @router.post("/{name}/pause", dependencies=[Operator], summary="Pause (operator)")
 def pause(name: str, service: Service) -> dict[str, Any]:
-    service.pause(name)
-    return _state_reply(service, name)
+    return {"name": name, "state": to_jsonable(service.pause(name))}
 
 
 @router.post("/{name}/resume", dependencies=[Operator], summary="Resume a paused or quarantined")
 def resume(name: str, service: Service) -> dict[str, Any]:
-    service.resume(name)
-    return _state_reply(service, name)
+    return {"name": name, "state": to_jsonable(service.resume(name))}
 
 
 @router.post("/{name}/retire", dependencies=[Operator], summary="Retire for good")
 def retire(name: str, service: Service) -> dict[str, Any]:
-    service.retire(name)
-    return _state_reply(service, name)
+    return {"name": name, "state": to_jsonable(service.retire(name))}
 
 
 @router.post("/{name}/override", dependencies=[Operator], summary="Record an operator override")
 def override(name: str, body: OverrideIn, service: Service) -> dict[str, Any]:
-    service.override(name, body.reason, kind=body.kind, tier=body.tier)
-    return _state_reply(service, name)
+    row = service.override(name, body.reason, kind=body.kind, tier=body.tier)
+    return {"name": name, "state": to_jsonable(row)}
 
 
 @router.post("/{name}/batch/approve", dependencies=[Operator], summary="Approve A proposals")

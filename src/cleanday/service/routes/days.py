@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
+from cleanday.ledger import LedgerService
 from cleanday.service.deps import Operator, get_service
 from cleanday.service.serialize import to_jsonable
 
 router = APIRouter(prefix="/api/v1/days", tags=["days"])
-Service = Annotated[Any, Depends(get_service)]
+Service = Annotated[LedgerService, Depends(get_service)]
 
 
 @router.post("/{day}/close", dependencies=[Operator], summary="Close a day (idempotent)")

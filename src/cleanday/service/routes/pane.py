@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 
+from cleanday.ledger import LedgerService
 from cleanday.service.deps import get_service
 from cleanday.service.serialize import pane_row
 
 router = APIRouter(tags=["pane"])
-Service = Annotated[Any, Depends(get_service)]
+Service = Annotated[LedgerService, Depends(get_service)]
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #1d1d1f; }

@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
+from cleanday.ledger import LedgerService
 from cleanday.service.deps import Operator, get_service
 from cleanday.service.schemas import PermitIn
 from cleanday.service.serialize import to_jsonable
 
 router = APIRouter(prefix="/api/v1/permits", tags=["permits"])
-Service = Annotated[Any, Depends(get_service)]
+Service = Annotated[LedgerService, Depends(get_service)]
 
 
 @router.post(

@@ -5,20 +5,21 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException
 
+from cleanday.ledger import LedgerService
 from cleanday.service.deps import Operator, get_service
 from cleanday.service.schemas import DecisionIn
 from cleanday.service.serialize import pane_row, to_jsonable
 
 router = APIRouter(prefix="/api/v1/reviews", tags=["reviews"])
-Service = Annotated[Any, Depends(get_service)]
+Service = Annotated[LedgerService, Depends(get_service)]
 
 
 def _sunday(week: date) -> date:
     if week.weekday() != 6:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            422,
             f"week: {week.isoformat()} is a {week.strftime('%A')}; "
             "a review is named by its Sunday (YYYY-MM-DD)",
         )
@@ -38,13 +39,8 @@ def get_review(week: date, service: Service) -> dict[str, Any]:
 @router.post("/{week}/decisions", dependencies=[Operator], summary="Promote or hold a candidate")
 def decide(week: date, body: DecisionIn, service: Service) -> dict[str, Any]:
     sunday = _sunday(week)
-    result = service.decide(body.behavior, sunday, body.decision, body.by)
-    return {
-        "week": sunday.isoformat(),
-        "behavior": body.behavior,
-        "decision": body.decision.value,
-        "result": to_jsonable(result),
-    }
+    service.decide(body.behavior, sunday, body.decision, body.by)
+    return {"week": sunday.isoformat(), "behavior": body.behavior, "decision": body.decision.value}
 
 
 @router.post("/{week}/close", dependencies=[Operator], summary="Close the Sunday review")

@@ -1,0 +1,333 @@
+"""The ledger service's HTTP API end to end, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from cleanday.config import Settings
+from cleanday.service import create_app
+
+TOKEN = "test-canary-3f9a"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def noop_step(ctx: Any) -> Any:
+    """Entry point of the test behaviors; the API tests never run it."""
+    raise NotImplementedError
+
+
+def work_order(name: str, key: str | None = None) -> str:
+    return f"""\
+name: {name}
+description: test behavior {name}
+trigger: {{type: cron, cron: "0 7 * * *", timezone: UTC}}
+reports: what it did, in a sentence
+key: {{ref: "env:{key or "KEY_" + name.upper()}", cap_usd: 5}}
+preset: {{name: {name}, model: local/echo}}
+entry: "tests.e2e.test_api:noop_step"
+"""
+
+
+class Clock:
+    """A settable clock for the ledger service; tests move it forward by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+# Sunday 2026-10-25; the following Sunday reviews are Nov 1 and Nov 8
+REGISTERED_AT = datetime(2026, 10, 25, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(REGISTERED_AT)
+
+
+@pytest.fixture
+def service(engine: Any, clock: Clock) -> Any:
+    from cleanday.ledger import LedgerService
+
+    return LedgerService(engine, clock=clock)
+
+
+def settings(token: str | None = TOKEN) -> Settings:
+    return Settings(CLEANDAY_TOKEN=token, CLEANDAY_SCHEDULER=False)
+
+
+@pytest.fixture
+def app(service: Any) -> FastAPI:
+    return create_app(settings(), service)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c
+
+
+def register(client: TestClient, name: str) -> None:
+    r = client.post("/api/v1/behaviors", json={"work_order": work_order(name)}, headers=AUTH)
+    assert r.status_code == 201, r.text
+
+
+def run_report(behavior: str, run_id: str, finished: datetime, **over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "behavior": behavior,
+        "run_id": run_id,
+        "started_at": (finished - timedelta(minutes=2)).isoformat(),
+        "finished_at": finished.isoformat(),
+        "outcome": "succeeded",
+        "gates": [{"name": "schema", "passed": True, "reason": ""}],
+        "anomalies": [],
+        "cost_usd": 0.01,
+    }
+    return body | over
+
+
+def row(client: TestClient, name: str) -> dict[str, Any]:
+    rows = {r["name"]: r for r in client.get("/api/v1/behaviors").json()}
+    return rows[name]
+
+
+def write_routes(app: FastAPI) -> list[str]:
+    """Every POST path the OpenAPI document lists, with its parameters filled in."""
+    paths = []
+    for path, ops in app.openapi()["paths"].items():
+        if "post" in ops and not path.startswith("/hooks"):
+            paths.append(
+                path.replace("{name}", "alpha")
+                .replace("{item}", "item-1")
+                .replace("{week}", "2026-11-08")
+                .replace("{day}", "2026-11-07")
+            )
+    return paths
+
+
+def test_every_write_route_refuses_a_missing_or_wrong_token_and_writes_nothing(
+    app: FastAPI, client: TestClient, service: Any
+) -> None:
+    register(client, "alpha")
+    before = len(service.history("alpha"))
+    paths = write_routes(app)
+    assert len(paths) >= 13  # register, runs, permits, pause/resume/retire, override, ...
+    for path in paths:
+        for headers in ({}, {"Authorization": "Bearer wrong-token-3f9a"}):
+            r = client.post(path, json={}, headers=headers)
+            assert r.status_code == 401, (path, r.status_code, r.text)
+            assert "CLEANDAY_TOKEN" in r.json()["detail"]
+    assert len(service.history("alpha")) == before
+
+
+def test_a_server_without_a_token_refuses_writes_and_says_to_set_one(service: Any) -> None:
+    with TestClient(create_app(settings(token=None), service)) as c:
+        r = c.post("/api/v1/behaviors", json={"work_order": work_order("alpha")}, headers=AUTH)
+    assert r.status_code == 401
+    assert "set CLEANDAY_TOKEN" in r.json()["detail"]
+    assert service.list_behaviors() == []
+
+
+def test_a_run_report_with_a_naive_timestamp_is_refused_naming_the_field(
+    client: TestClient, service: Any
+) -> None:
+    register(client, "alpha")
+    before = len(service.history("alpha"))
+    body = run_report("alpha", "run-1", REGISTERED_AT + timedelta(hours=1))
+    body["finished_at"] = "2026-10-25T10:00:00"
+    r = client.post("/api/v1/runs", json=body, headers=AUTH)
+    assert r.status_code == 422
+    assert "finished_at" in r.json()["detail"]
+    assert len(service.history("alpha")) == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("cost_usd", None), ("outcome", "exploded"), ("gates", [{"name": "schema"}])],
+)
+def test_a_bad_run_report_gets_422_naming_the_field_and_nothing_is_written(
+    client: TestClient, service: Any, field: str, value: Any
+) -> None:
+    register(client, "alpha")
+    before = len(service.history("alpha"))
+    body = run_report("alpha", "run-1", REGISTERED_AT + timedelta(hours=1))
+    if value is None:
+        del body[field]
+    else:
+        body[field] = value
+    r = client.post("/api/v1/runs", json=body, headers=AUTH)
+    assert r.status_code == 422
+    assert field in r.json()["detail"]
+    assert len(service.history("alpha")) == before
+
+
+def test_reporting_the_same_run_twice_counts_it_once(client: TestClient, service: Any) -> None:
+    register(client, "alpha")
+    body = run_report("alpha", "run-1", REGISTERED_AT + timedelta(hours=1))
+    first = client.post("/api/v1/runs", json=body, headers=AUTH)
+    again = client.post("/api/v1/runs", json=body, headers=AUTH)
+    assert (first.status_code, again.status_code) == (201, 200)
+    runs = [e for e in client.get("/api/v1/behaviors/alpha/history").json()
+            if e["kind"] == "run_reported"]  # fmt: skip
+    assert len(runs) == 1
+
+
+def test_a_run_for_an_unknown_behavior_is_404(client: TestClient) -> None:
+    r = client.post("/api/v1/runs", json=run_report("ghost", "r", REGISTERED_AT), headers=AUTH)
+    assert r.status_code == 404
+    assert "ghost" in r.json()["detail"]
+
+
+def test_a_key_already_bound_to_another_behavior_is_refused_with_409(client: TestClient) -> None:
+    register(client, "alpha")
+    body = {"work_order": work_order("beta", key="KEY_ALPHA")}
+    r = client.post("/api/v1/behaviors", json=body, headers=AUTH)
+    assert r.status_code == 409
+    assert "alpha" in r.json()["detail"]
+
+
+def test_an_invalid_work_order_is_422_naming_the_field(client: TestClient) -> None:
+    text = work_order("alpha").replace('cron: "0 7 * * *"', "every: often")
+    r = client.post("/api/v1/behaviors", json={"work_order": text}, headers=AUTH)
+    assert r.status_code == 422
+    assert "trigger" in r.json()["detail"]
+    assert client.get("/api/v1/behaviors").json() == []
+
+
+def test_reregistering_an_unchanged_work_order_is_200(client: TestClient) -> None:
+    register(client, "alpha")
+    r = client.post("/api/v1/behaviors", json={"work_order": work_order("alpha")}, headers=AUTH)
+    assert r.status_code == 200
+
+
+def test_a_permit_is_denied_at_a_with_the_reason_and_granted_at_c(
+    client: TestClient,
+) -> None:
+    register(client, "alpha")
+    ask = {"behavior": "alpha", "run_id": "run-1"}
+    denied = client.post("/api/v1/permits", json=ask, headers=AUTH)
+    assert denied.status_code == 403
+    assert denied.json()["detail"]
+    forced = {"reason": "trusted by hand", "kind": "forced_tier", "tier": "C"}
+    assert client.post("/api/v1/behaviors/alpha/override", json=forced, headers=AUTH).is_success
+    granted = client.post("/api/v1/permits", json=ask, headers=AUTH)
+    assert granted.status_code == 200, granted.text
+    assert granted.json()["granted"] is True
+
+
+def test_a_paused_behavior_gets_no_permit_until_resumed(client: TestClient) -> None:
+    register(client, "alpha")
+    forced = {"reason": "trusted by hand", "kind": "forced_tier", "tier": "C"}
+    client.post("/api/v1/behaviors/alpha/override", json=forced, headers=AUTH)
+    assert client.post("/api/v1/behaviors/alpha/pause", headers=AUTH).json()["state"]["status"] == (
+        "paused"
+    )
+    ask = {"behavior": "alpha", "run_id": "run-2"}
+    assert client.post("/api/v1/permits", json=ask, headers=AUTH).status_code == 403
+    client.post("/api/v1/behaviors/alpha/resume", headers=AUTH)
+    assert client.post("/api/v1/permits", json=ask, headers=AUTH).status_code == 200
+
+
+def test_a_gate_failure_reported_at_c_demotes_to_b_and_shows_on_the_pane(
+    client: TestClient,
+) -> None:
+    register(client, "alpha")
+    forced = {"reason": "trusted by hand", "kind": "forced_tier", "tier": "C"}
+    client.post("/api/v1/behaviors/alpha/override", json=forced, headers=AUTH)
+    failed = run_report(
+        "alpha", "run-9", REGISTERED_AT + timedelta(hours=3), outcome="blocked",
+        gates=[{"name": "sensitive_info", "passed": False, "reason": "email in output"}],
+    )  # fmt: skip
+    assert client.post("/api/v1/runs", json=failed, headers=AUTH).status_code == 201
+    r = row(client, "alpha")
+    assert (r["tier"], r["clean_days"]) == ("B", 0)
+    assert r["last_gate_failure"] == "2026-10-25"
+    assert "email in output" in r["last_failure_reason"]
+    html = client.get("/").text
+    assert "alpha" in html and "email in output" in html
+
+
+def report_clean_days(client: TestClient, clock: Clock, name: str, days: int) -> None:
+    for i in range(1, days + 1):
+        finished = REGISTERED_AT + timedelta(days=i)
+        clock.now = finished
+        body = run_report(name, f"{name}-run-{i}", finished)
+        assert client.post("/api/v1/runs", json=body, headers=AUTH).status_code == 201
+
+
+def test_a_promote_decision_takes_effect_only_at_the_sunday_close(
+    client: TestClient, clock: Clock
+) -> None:
+    register(client, "alpha")
+    report_clean_days(client, clock, "alpha", 13)  # Mon Oct 26 .. Sat Nov 7
+    sunday = date(2026, 11, 8)
+    clock.now = datetime(2026, 11, 8, 10, 0, tzinfo=UTC)
+    review = client.get(f"/api/v1/reviews/{sunday}").json()
+    assert [c["name"] for c in review["candidates"]] == ["alpha"]
+    decision = {"behavior": "alpha", "decision": "promote", "by": "ops"}
+    r = client.post(f"/api/v1/reviews/{sunday}/decisions", json=decision, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert row(client, "alpha")["tier"] == "A"  # a decision alone promotes nothing
+
+    not_sunday = client.post("/api/v1/reviews/2026-11-09/close", headers=AUTH)
+    assert not_sunday.status_code == 422
+    assert "Sunday" in not_sunday.json()["detail"]
+
+    clock.now = datetime(2026, 11, 9, 0, 5, tzinfo=UTC)  # just after Sunday ends
+    assert client.post(f"/api/v1/reviews/{sunday}/close", headers=AUTH).is_success
+    again = client.post(f"/api/v1/reviews/{sunday}/close", headers=AUTH)
+    assert again.is_success
+    r2 = row(client, "alpha")
+    assert (r2["tier"], r2["clean_days"]) == ("B", 0)  # one tier, clock at zero, once
+
+
+def test_a_held_candidate_is_not_promoted(client: TestClient, clock: Clock) -> None:
+    register(client, "alpha")
+    report_clean_days(client, clock, "alpha", 13)
+    clock.now = datetime(2026, 11, 8, 10, 0, tzinfo=UTC)
+    decision = {"behavior": "alpha", "decision": "hold"}
+    client.post("/api/v1/reviews/2026-11-08/decisions", json=decision, headers=AUTH)
+    clock.now = datetime(2026, 11, 9, 0, 5, tzinfo=UTC)
+    client.post("/api/v1/reviews/2026-11-08/close", headers=AUTH)
+    assert row(client, "alpha")["tier"] == "A"
+
+
+def test_closing_a_day_twice_is_harmless(client: TestClient, clock: Clock) -> None:
+    register(client, "alpha")
+    report_clean_days(client, clock, "alpha", 2)
+    clock.now = datetime(2026, 10, 28, 0, 1, tzinfo=UTC)
+    first = client.post("/api/v1/days/2026-10-27/close", headers=AUTH)
+    second = client.post("/api/v1/days/2026-10-27/close", headers=AUTH)
+    assert first.is_success and second.is_success
+    assert row(client, "alpha")["clean_days"] == 2
+
+
+def test_behavior_detail_history_and_pane_json_agree(client: TestClient) -> None:
+    register(client, "alpha")
+    detail = client.get("/api/v1/behaviors/alpha").json()
+    assert detail["state"]["tier"] == "A"
+    assert detail["work_order"]["key"]["ref"] == "env:KEY_ALPHA"
+    assert client.get("/api/v1/behaviors/alpha/history").json()[0]["kind"] == "registered"
+    assert client.get("/api/v1/behaviors/ghost").status_code == 404
+    pane = row(client, "alpha")
+    assert {"name", "tier", "status", "clean_days", "candidate", "last_gate_failure",
+            "last_failure_reason"} <= set(pane)  # fmt: skip
+
+
+def test_the_openapi_document_describes_the_run_report(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    schema = doc["components"]["schemas"]["RunReport"]
+    assert {"behavior", "run_id", "started_at", "finished_at", "outcome", "cost_usd"} <= set(
+        schema["required"]
+    )
+    assert set(schema["properties"]["outcome"]["enum"]) >= {"succeeded", "failed", "blocked"}
+    assert "bearer" in str(doc["components"]["securitySchemes"]).lower()
+    assert "/api/v1/permits" in doc["paths"]

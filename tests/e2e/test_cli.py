@@ -1,0 +1,203 @@
+"""The `cleanday` CLI end to end over a real ledger database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from cleanday.cli import app
+from tests.e2e.test_api import run_report, work_order
+
+EXPECTED_KEYS = {
+    "name", "tier", "status", "clean_days", "candidate", "last_gate_failure",
+    "last_failure_reason",
+}  # fmt: skip
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(engine: Any, tmp_path: Path) -> dict[str, str]:
+    return {
+        "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "CLEANDAY_DATA_DIR": str(tmp_path / "data"),
+        "CLEANDAY_TIMEZONE": "UTC",
+    }
+
+
+@pytest.fixture
+def behaviors_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "behaviors"
+    d.mkdir()
+    for name in ("alpha", "beta"):
+        (d / f"{name}.yaml").write_text(work_order(name))
+    return d
+
+
+def cli(env: dict[str, str], *args: str) -> Any:
+    return runner.invoke(app, list(args), env=env)
+
+
+def ledger_json(env: dict[str, str]) -> list[dict[str, Any]]:
+    result = cli(env, "ledger", "--json")
+    assert result.exit_code == 0, result.output
+    rows: list[dict[str, Any]] = json.loads(result.stdout)
+    return rows
+
+
+def test_register_a_directory_then_ledger_json_has_exactly_the_promised_fields(
+    env: dict[str, str], behaviors_dir: Path, time_machine: Any
+) -> None:
+    time_machine.move_to(datetime(2026, 10, 25, 9, 0, tzinfo=UTC), tick=False)
+    result = cli(env, "register", str(behaviors_dir))
+    assert result.exit_code == 0, result.output
+    assert "alpha" in result.stdout and "beta" in result.stdout
+    rows = ledger_json(env)
+    assert [r["name"] for r in rows] == ["alpha", "beta"]
+    for r in rows:
+        assert set(r) == EXPECTED_KEYS
+        assert r["tier"] == "A" and r["status"] == "active" and r["clean_days"] == 0
+        assert r["candidate"] is False and r["last_gate_failure"] is None
+    table = cli(env, "ledger")
+    assert table.exit_code == 0 and "alpha" in table.stdout and "TIER" in table.stdout
+
+
+def test_registering_an_unchanged_file_again_changes_nothing(
+    env: dict[str, str], behaviors_dir: Path
+) -> None:
+    cli(env, "register", str(behaviors_dir / "alpha.yaml"))
+    again = cli(env, "register", str(behaviors_dir / "alpha.yaml"))
+    assert again.exit_code == 0 and "unchanged" in again.stdout
+
+
+def test_an_error_prints_one_line_saying_what_to_fix_and_exits_non_zero(
+    env: dict[str, str], behaviors_dir: Path, tmp_path: Path
+) -> None:
+    cli(env, "register", str(behaviors_dir))
+    missing = cli(env, "show", "ghost")
+    assert missing.exit_code == 1
+    assert "ghost" in missing.output and "Traceback" not in missing.output
+    assert len(missing.output.strip().splitlines()) == 1
+    clash = tmp_path / "gamma.yaml"
+    clash.write_text(work_order("gamma", key="KEY_ALPHA"))
+    refused = cli(env, "register", str(clash))
+    assert refused.exit_code == 1 and "alpha" in refused.output
+    assert "Traceback" not in refused.output
+
+
+def test_pause_resume_retire_and_override_change_the_ledger(
+    env: dict[str, str], behaviors_dir: Path
+) -> None:
+    cli(env, "register", str(behaviors_dir))
+    assert "paused" in cli(env, "pause", "alpha").stdout
+    assert {r["name"]: r["status"] for r in ledger_json(env)}["alpha"] == "paused"
+    assert "active" in cli(env, "resume", "alpha").stdout
+    forced = cli(env, "override", "beta", "--reason", "trusted by hand", "--tier", "C")
+    assert forced.exit_code == 0, forced.output
+    assert {r["name"]: r["tier"] for r in ledger_json(env)}["beta"] == "C"
+    assert "retired" in cli(env, "retire", "alpha").stdout
+    history = cli(env, "show", "beta")
+    assert history.exit_code == 0 and "override" in history.stdout
+
+
+def _report_clean_days(env: dict[str, str], name: str, days: int) -> None:
+    from cleanday.config import Settings
+    from cleanday.ledger import LedgerService, RunReport
+    from cleanday.service.app import build_service
+
+    service: LedgerService = build_service(Settings(**env))  # type: ignore[arg-type]
+    start = datetime(2026, 10, 25, 9, 0, tzinfo=UTC)
+    for i in range(1, days + 1):
+        body = run_report(name, f"{name}-{i}", start + timedelta(days=i))
+        service.report_run(RunReport.model_validate(body))
+
+
+def test_review_decide_then_close_promotes_only_after_sunday(
+    env: dict[str, str], behaviors_dir: Path, time_machine: Any
+) -> None:
+    time_machine.move_to(datetime(2026, 10, 25, 9, 0, tzinfo=UTC), tick=False)
+    cli(env, "register", str(behaviors_dir))
+    time_machine.move_to(datetime(2026, 11, 8, 10, 0, tzinfo=UTC), tick=False)  # Sunday
+    _report_clean_days(env, "alpha", 13)
+    shown = cli(env, "review")
+    assert shown.exit_code == 0 and "alpha" in shown.stdout and "beta" not in shown.stdout
+    decided = cli(env, "review", "--decide", "alpha=promote")
+    assert decided.exit_code == 0, decided.output
+    bad = cli(env, "review", "--decide", "alpha=maybe")
+    assert bad.exit_code != 0 and "promote" in bad.output
+    weekday = cli(env, "review", "close", "--week", "2026-11-09")
+    assert weekday.exit_code != 0 and "Sunday" in weekday.output
+    assert {r["name"]: r["tier"] for r in ledger_json(env)}["alpha"] == "A"
+    time_machine.move_to(datetime(2026, 11, 9, 0, 5, tzinfo=UTC), tick=False)
+    closed = cli(env, "review", "close", "--week", "2026-11-08")
+    assert closed.exit_code == 0, closed.output
+    assert {r["name"]: r["tier"] for r in ledger_json(env)}["alpha"] == "B"
+
+
+def test_close_day_by_hand_is_idempotent(
+    env: dict[str, str], behaviors_dir: Path, time_machine: Any
+) -> None:
+    time_machine.move_to(datetime(2026, 10, 25, 9, 0, tzinfo=UTC), tick=False)
+    cli(env, "register", str(behaviors_dir))
+    time_machine.move_to(datetime(2026, 10, 28, 0, 5, tzinfo=UTC), tick=False)
+    _report_clean_days(env, "alpha", 2)
+    for _ in range(2):
+        result = cli(env, "ledger", "close-day", "--date", "2026-10-27")
+        assert result.exit_code == 0, result.output
+    assert {r["name"]: r["clean_days"] for r in ledger_json(env)}["alpha"] == 2
+    bad = cli(env, "ledger", "close-day", "--date", "27/10/2026")
+    assert bad.exit_code != 0 and "YYYY-MM-DD" in bad.output
+
+
+def test_verify_passes_then_fails_naming_an_edited_entry(
+    env: dict[str, str], behaviors_dir: Path, engine: Any
+) -> None:
+    cli(env, "register", str(behaviors_dir))
+    ok = cli(env, "ledger", "verify")
+    assert ok.exit_code == 0, ok.output
+    with engine.begin() as conn:
+        entry = conn.execute(
+            text("SELECT seq, key FROM ledger_entries ORDER BY seq DESC LIMIT 1")
+        ).one()
+        conn.execute(
+            text("UPDATE ledger_entries SET key = key || '-edited' WHERE seq = :seq"),
+            {"seq": entry.seq},
+        )
+    bad = cli(env, "ledger", "verify")
+    assert bad.exit_code != 0
+    assert f"seq {entry.seq}" in bad.output or entry.key in bad.output
+    assert "Traceback" not in bad.output
+
+
+def test_rebuild_reports_no_difference_on_a_healthy_ledger(
+    env: dict[str, str], behaviors_dir: Path
+) -> None:
+    cli(env, "register", str(behaviors_dir))
+    result = cli(env, "ledger", "rebuild")
+    assert result.exit_code == 0, result.output
+
+
+def test_replay_under_a_looser_policy_makes_a_candidate_sooner(
+    env: dict[str, str], behaviors_dir: Path, tmp_path: Path, time_machine: Any
+) -> None:
+    time_machine.move_to(datetime(2026, 10, 25, 9, 0, tzinfo=UTC), tick=False)
+    cli(env, "register", str(behaviors_dir))
+    time_machine.move_to(datetime(2026, 10, 30, 9, 0, tzinfo=UTC), tick=False)
+    _report_clean_days(env, "alpha", 4)
+    loose = tmp_path / "loose.yaml"
+    loose.write_text("timezone: UTC\nclean_day_threshold: 3\n")
+    replay = cli(env, "ledger", "replay", "--policy", str(loose), "--json")
+    assert replay.exit_code == 0, replay.output
+    rows = {r["name"]: r for r in json.loads(replay.stdout)}
+    assert rows["alpha"]["candidate"] is True and rows["beta"]["candidate"] is False
+    assert set(rows["alpha"]) == EXPECTED_KEYS
+    # replay is a backtest: the ledger itself is untouched
+    assert {r["name"]: r["candidate"] for r in ledger_json(env)}["alpha"] is False
+    missing = cli(env, "ledger", "replay", "--policy", str(tmp_path / "nope.yaml"))
+    assert missing.exit_code != 0 and "nope.yaml" in missing.output
