@@ -33,8 +33,10 @@ def ledger(tmp_path: Path) -> FastAPI:
 
 @pytest.fixture(scope="session")
 def provider_url() -> Iterator[str]:
-    """The local model provider (cleanday.localprovider) on a free port, for the router."""
-    with local_provider_in_thread() as server:
+    """The local model provider (cleanday.localprovider) on a free port, for the router,
+    answering the built-in behaviors from their scripts."""
+    scripts = Path(__file__).resolve().parents[2] / "behaviors" / "local_scripts.yaml"
+    with local_provider_in_thread(scripts) as server:
         yield server.url + "/v1"
 
 

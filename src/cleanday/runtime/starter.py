@@ -9,6 +9,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from workflows.behavior_run import BehaviorRun
 
+from cleanday.config import Settings
 from cleanday.runtime.types import RunRequest, RunState
 
 
@@ -49,3 +50,18 @@ class TemporalRunStarter:
             workflow_id=workflow_id,
         )
         return handle.id
+
+
+class LazyTemporalRunStarter:
+    """A RunStarter that connects to Temporal on first use (the service may start first)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._inner: TemporalRunStarter | None = None
+
+    async def __call__(self, behavior: str, input: dict[str, Any], workflow_id: str) -> str:
+        if self._inner is None:
+            s = self.settings
+            client = await Client.connect(s.temporal_address, namespace=s.temporal_namespace)
+            self._inner = TemporalRunStarter(client, s.task_queue)
+        return await self._inner(behavior, input, workflow_id)

@@ -21,9 +21,12 @@ from cleanday.ledger_client import LedgerClient
 from cleanday.router import Router
 from cleanday.runtime.activities import RuntimeActivities, RuntimeDeps
 from cleanday.runtime.model import bind_all, ensure_routing_tables, router_models
+from cleanday.runtime.schedules import sync_schedules
 from cleanday.workorder import WorkOrder
 
 log = logging.getLogger("cleanday.worker")
+
+SCHEDULE_SYNC_SECONDS = 30.0
 
 
 def load_work_orders(directory: Path) -> dict[str, tuple[WorkOrder, str]]:
@@ -75,7 +78,6 @@ def create_worker(
 
 async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """`cleanday worker`: connect, register behaviors, sync schedules, run until SIGINT/SIGTERM."""
-    from cleanday.runtime.schedules import sync_schedules
     from cleanday.sinks import FileSink
 
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
@@ -100,8 +102,24 @@ async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         log.info("worker on task queue %s, %d behaviors", settings.task_queue, len(work_orders))
+        syncing = asyncio.create_task(
+            _keep_schedules_in_sync(client, ledger, work_orders, settings)
+        )
         async with worker:
             if ready is not None:
                 ready.set()
             await stop.wait()
             log.info("worker stopping: finishing activities in flight")
+            syncing.cancel()
+
+
+async def _keep_schedules_in_sync(
+    client: Client, ledger: LedgerClient, work_orders: dict[str, WorkOrder], settings: Settings
+) -> None:
+    """Follow the ledger's statuses: a quarantine there pauses the schedule here within a period."""
+    while True:
+        await asyncio.sleep(SCHEDULE_SYNC_SECONDS)
+        try:
+            await sync_schedules(client, ledger, work_orders.values(), settings.task_queue)
+        except Exception:  # the next period tries again; a worker must not die of this
+            log.exception("schedule sync failed")
