@@ -29,8 +29,12 @@ with workflow.unsafe.imports_passed_through():
         build_report,
     )
 
-# Ledger calls are cheap and idempotent: retry them until the ledger answers.
-_LEDGER = timedelta(seconds=30)
+# Ledger calls are cheap and idempotent: retry them until the ledger answers. A short timeout
+# lets a run recover quickly when its worker dies mid-call.
+_LEDGER = timedelta(seconds=10)
+# The step heartbeats; a step whose worker died is retried elsewhere after this, not after its
+# whole timeout class.
+_STEP_HEARTBEAT = timedelta(seconds=10)
 _STEP_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
 
 
@@ -114,6 +118,7 @@ class BehaviorRun:
                 RuntimeActivities.run_step,
                 StepRequest(binding, run_id, request.input, workflow.now()),
                 start_to_close_timeout=timedelta(seconds=binding.step_timeout_seconds),
+                heartbeat_timeout=_STEP_HEARTBEAT,
                 retry_policy=_STEP_RETRY,
             )
             return result

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.temporal
 BEHAVIORS = Path(__file__).resolve().parents[2] / "behaviors"
 
 
-@pytest.mark.parametrize("name", ["morning_digest", "tag_audit", "content_pipeline", "model_roll_call"])
+@pytest.mark.parametrize(
+    "name", ["morning_digest", "tag_audit", "content_pipeline", "model_roll_call"]
+)
 async def test_builtin_behavior_runs_clean_and_acts_at_c(stack: Stack, name: str) -> None:
     await stack.register(yaml.safe_load((BEHAVIORS / f"{name}.yaml").read_text()), tier=Tier.C)
     state = await (await stack.start(name)).result()

@@ -102,7 +102,7 @@ class RuntimeActivities:
             now=request.now,
         )
         try:
-            result = await step(ctx)
+            result = await _heartbeating(step(ctx))
         except (GateFailure, RoutingError) as exc:
             # budget/policy refusals and exhausted routing are gate failures, not retries
             gc = GateContext.from_exception(exc, input=dict(request.input))
@@ -160,6 +160,20 @@ class RuntimeActivities:
 
     def all(self) -> list[Callable[..., Awaitable[Any]]]:
         return [self.load_binding, self.run_step, self.check_gates, self.act, self.report_outcome]
+
+
+async def _heartbeating(work: Awaitable[StepResult], every: float = 2.0) -> StepResult:
+    """Await the step while telling Temporal the worker is alive, so a dead worker's step is
+    retried after the heartbeat timeout rather than after the whole timeout class."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every)
+            if done:
+                return task.result()
+            activity.heartbeat()
+    finally:
+        task.cancel()  # a no-op once done; stops the step when the activity is cancelled
 
 
 def _load_entry(entry: str) -> Callable[[StepContext], Awaitable[StepResult]]:
