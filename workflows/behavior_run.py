@@ -50,7 +50,7 @@ class BehaviorRun:
         s.behavior, started = request.behavior, workflow.now()
 
         s.phase = "loading binding"
-        binding: Binding = await workflow.execute_activity_method(
+        binding: Binding = await workflow.execute_local_activity_method(
             RuntimeActivities.load_binding, request.behavior, start_to_close_timeout=_LEDGER
         )
         s.tier = binding.tier
@@ -63,7 +63,7 @@ class BehaviorRun:
         s.output, s.summary = step.output, step.summary
 
         s.phase = "checking gates"
-        verdict: Verdict = await workflow.execute_activity_method(
+        verdict: Verdict = await workflow.execute_local_activity_method(
             RuntimeActivities.check_gates,
             GateRequest(binding, run_id, step, _ms_since(started)),
             start_to_close_timeout=_LEDGER,
@@ -136,7 +136,7 @@ class BehaviorRun:
     ) -> None:
         s = self._state
         s.phase, s.waiting_for = "acting", None
-        result = await workflow.execute_activity_method(
+        result = await workflow.execute_local_activity_method(
             RuntimeActivities.act,
             ActRequest(binding.behavior, run_id, item_id, step.actions),
             start_to_close_timeout=_LEDGER,
@@ -148,7 +148,7 @@ class BehaviorRun:
     ) -> None:
         s = self._state
         s.phase, s.outcome = "reporting", outcome
-        await workflow.execute_activity_method(
+        await workflow.execute_local_activity_method(
             RuntimeActivities.report_outcome,
             build_report(binding, run_id, started, workflow.now(), step, s),
             start_to_close_timeout=_LEDGER,
