@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ from cleanday.workorder import WorkOrder
 # What a step may take, by the preset's timeout class: a few model calls plus the step's own work.
 STEP_TIMEOUT_SECONDS = {"fast": 120.0, "reasoning": 600.0}
 
+MEDIANS_TTL_SECONDS = 60.0
+
 ModelFactory = Callable[[WorkOrder, Tier, str], ModelCaller]
 """Builds the behavior's bound model (router, key, preset at its tier) for one run."""
 
@@ -55,6 +58,17 @@ class RuntimeActivities:
 
     def __init__(self, deps: RuntimeDeps) -> None:
         self.deps = deps
+        self._medians: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    async def _trailing_medians(self, behavior: str) -> dict[str, Any]:
+        # 14-day medians barely move within a minute; asking once a minute per behavior
+        # instead of once a run keeps the ledger's load per run down
+        now = time.monotonic()
+        cached = self._medians.get(behavior)
+        if cached is None or cached[0] < now:
+            cached = (now + MEDIANS_TTL_SECONDS, await self.deps.ledger.medians(behavior))
+            self._medians[behavior] = cached
+        return cached[1]
 
     def _work_order(self, behavior: str) -> WorkOrder:
         wo = self.deps.work_orders.get(behavior)
@@ -122,7 +136,7 @@ class RuntimeActivities:
         report = evaluate(wo, result, ctx)
         anomalies: list[AnomalyOutcome] = []
         if result is not None and not report.blocked:
-            medians = Medians.from_dict(await self.deps.ledger.medians(wo.name))
+            medians = Medians.from_dict(await self._trailing_medians(wo.name))
             facts = RunFacts.from_result(result)
             anomalies = [
                 AnomalyOutcome(a.name, a.detail) for a in detect(wo.anomalies, facts, medians)
