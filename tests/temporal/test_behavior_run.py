@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from fastapi import FastAPI
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 from workflows.behavior_run import BehaviorRun
 
 from cleanday.domain import Tier
+from cleanday.runtime import relay
 from cleanday.runtime.operator import approve_batch, reject_batch, release_item
 from tests.temporal.harness import Stack, work_order
 
@@ -111,3 +115,25 @@ async def test_a_signal_without_the_ledgers_approval_does_not_act(stack: Stack) 
     state = await handle.result()
     assert not state.acted and state.denied
     assert stack.sink_files("notes") == []
+
+
+async def test_sign_offs_through_the_ledger_api_wake_the_waiting_runs(
+    stack: Stack, ledger: FastAPI, ts_env: WorkflowEnvironment
+) -> None:
+    async def client() -> Client:
+        return ts_env.client
+
+    relay.install(ledger, client)
+    await stack.register(work_order("notes"))
+    proposed = [await stack.start("notes") for _ in range(2)]
+    for handle in proposed:
+        await stack.wait_for(handle, "batch approval")
+    await stack.ledger.approve("notes")  # the whole pending batch, as `cleanday review` would
+    states = [await h.result() for h in proposed]
+    assert all(s.acted and s.decision == "approved" for s in states)
+
+    await stack.ledger.override("notes", "now at B", kind="forced_tier", tier="B")
+    staged = await stack.start("notes")
+    await stack.wait_for(staged, "release")
+    await stack.ledger.release("notes", staged.id)
+    assert (await staged.result()).acted

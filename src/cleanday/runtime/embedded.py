@@ -253,6 +253,7 @@ def _serve_ledger() -> None:
     """The ledger service with the webhook route starting runs on Temporal."""
     import uvicorn
 
+    from cleanday.runtime import relay
     from cleanday.runtime.starter import LazyTemporalRunStarter
     from cleanday.service.app import build_service, create_app
     from cleanday.service.routes import hooks
@@ -261,7 +262,9 @@ def _serve_ledger() -> None:
     app = create_app(settings, build_service(settings))
     if not any(getattr(r, "path", None) == "/hooks/{behavior}" for r in app.routes):
         app.include_router(hooks.router)
-    app.state.run_starter = LazyTemporalRunStarter(settings)
+    starter = LazyTemporalRunStarter(settings)
+    app.state.run_starter = starter
+    relay.install(app, starter.client)
     uvicorn.run(app, host=settings.service_host, port=settings.service_port, log_level="info")
 
 

@@ -25,7 +25,8 @@ def _items_of(result: dict[str, Any], asked: list[str] | None) -> list[str]:
     return [str(i if not isinstance(i, dict) else i.get("item_id") or i.get("id")) for i in items]
 
 
-async def _signal_each(client: Client, items: Iterable[str], signal: str, *args: Any) -> list[str]:
+async def signal_runs(client: Client, items: Iterable[str], signal: str, *args: Any) -> list[str]:
+    """Send `signal` to the run of each item; returns the items whose run was told."""
     told: list[str] = []
     for item in items:
         handle = client.get_workflow_handle(item)
@@ -44,7 +45,7 @@ async def approve_batch(
 ) -> list[str]:
     """Approve tier-A proposals (all pending when `items` is None); the runs then act."""
     result = await ledger.approve(behavior, items)
-    return await _signal_each(client, _items_of(result, items), BehaviorRun.approve.__name__)
+    return await signal_runs(client, _items_of(result, items), BehaviorRun.approve.__name__)
 
 
 async def reject_batch(
@@ -56,10 +57,10 @@ async def reject_batch(
 ) -> list[str]:
     """Reject tier-A proposals (an override in the ledger); the runs end without acting."""
     result = await ledger.reject(behavior, reason, items)
-    return await _signal_each(client, _items_of(result, items), BehaviorRun.reject.__name__, reason)
+    return await signal_runs(client, _items_of(result, items), BehaviorRun.reject.__name__, reason)
 
 
 async def release_item(client: Client, ledger: LedgerClient, behavior: str, item: str) -> bool:
     """Release one tier-B staged item; its run then acts."""
     await ledger.release(behavior, item)
-    return bool(await _signal_each(client, [item], BehaviorRun.release.__name__))
+    return bool(await signal_runs(client, [item], BehaviorRun.release.__name__))

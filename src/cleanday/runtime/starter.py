@@ -59,9 +59,14 @@ class LazyTemporalRunStarter:
         self.settings = settings
         self._inner: TemporalRunStarter | None = None
 
-    async def __call__(self, behavior: str, input: dict[str, Any], workflow_id: str) -> str:
+    async def client(self) -> Client:
         if self._inner is None:
             s = self.settings
             client = await Client.connect(s.temporal_address, namespace=s.temporal_namespace)
             self._inner = TemporalRunStarter(client, s.task_queue)
+        return self._inner.client
+
+    async def __call__(self, behavior: str, input: dict[str, Any], workflow_id: str) -> str:
+        await self.client()
+        assert self._inner is not None
         return await self._inner(behavior, input, workflow_id)
