@@ -29,13 +29,13 @@ clock, no network. The rules, in the order a reader meets them in the code:
 Two ways in, with the same result:
 
 - `compute_state(behavior, entries, policy, now)`: dedupe, sort, fold, view. For rebuilds,
-  replays and tests.
+  replays and tests. `fold(behavior, entries, policy)` is the same without the view.
 - Incremental, for the store: `acc = initial(behavior)`, `acc = apply(acc, entry, policy)` for
   each new entry, `view(acc, policy, now)`. `apply` costs O(1) amortized and `view` O(1) plus
   the number of pending decisions; neither re-reads history. `apply` never mutates the
   accumulator it is given. It expects entries in fold order, each once: an entry that sorts
-  before the last one applied raises `OutOfOrderEntry`, and the store then recomputes with
-  `compute_state` from all entries (rare: a run report that arrives after a later entry).
+  before the last one applied raises `OutOfOrderEntry`, and the store then rebuilds with
+  `fold` from all entries (rare: a run report that arrives after a later entry).
   `Accumulator.to_json()` / `Accumulator.from_json()` let the store keep the accumulator in
   its materialized state row. An accumulator belongs to the policy it was folded under; a
   different policy (a replay) starts from `initial` again.
@@ -43,7 +43,6 @@ Two ways in, with the same result:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -70,6 +69,7 @@ __all__ = [
     "OutOfOrderEntry",
     "apply",
     "compute_state",
+    "fold",
     "fold_order",
     "initial",
     "is_candidate",
@@ -115,6 +115,12 @@ class Accumulator:
     decisions: tuple[tuple[date, Decision], ...] = ()
     tier_changes: tuple[TierChange, ...] = ()
     last_order: FoldOrder | None = None
+
+    def copy(self) -> Accumulator:
+        """A snapshot to change without touching this one (cheaper than copy.copy)."""
+        twin = object.__new__(Accumulator)
+        twin.__dict__.update(self.__dict__)
+        return twin
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -209,8 +215,12 @@ def apply(acc: Accumulator, entry: Entry, policy: Policy) -> Accumulator:
                 f"older than the last entry folded ({acc.last_order[2]} at "
                 f"{acc.last_order[0].isoformat()}); recompute the state from all entries"
             )
-    acc = copy.copy(acc)
+    acc = acc.copy()
     acc.last_order = order
+    if entry.at.tzinfo is not UTC:
+        # Every time the ladder keeps is in UTC: it survives a JSON round trip unchanged, and
+        # a wall time inside a DST gap or fold never compares unequal to its own instant.
+        entry = Entry(entry.behavior, entry.kind, order[0], entry.key, entry.data)
 
     if acc.registered_at is None:
         # Days before registration do not exist, and neither does anything that happened in them.
@@ -231,7 +241,7 @@ def view(acc: Accumulator, policy: Policy, now: datetime) -> BehaviorState:
     A `now` before the last entry folded shows the state as of that entry.
     """
     if acc.registered_at is not None:
-        acc = copy.copy(acc)
+        acc = acc.copy()
         _close_days_before(acc, local_date(now, policy.timezone), policy)
     return BehaviorState(
         behavior=acc.behavior,
@@ -257,16 +267,24 @@ def compute_state(
     Entries after `now` have not happened yet at `now` and are left out, so the same history
     answers "what was the state on that day" for any day.
     """
+    now_utc = now.astimezone(UTC)
+    known = (e for e in entries if e.at.astimezone(UTC) <= now_utc)
+    return view(fold(behavior, known, policy), policy, now)
+
+
+def fold(behavior: str, entries: Iterable[Entry], policy: Policy) -> Accumulator:
+    """The accumulator after every entry given: derived kinds dropped, each key once, in order.
+
+    What a store calls to rebuild an accumulator from scratch (after `OutOfOrderEntry`).
+    """
     acc = initial(behavior)
     seen: set[str] = set()
-    now_utc = now.astimezone(UTC)
-    known = (e for e in entries if not e.kind.derived and e.at.astimezone(UTC) <= now_utc)
-    for entry in sorted(known, key=fold_order):
+    for entry in sorted((e for e in entries if not e.kind.derived), key=fold_order):
         if entry.key in seen:
-            continue
+            continue  # the same fact reported again; the earliest report stands
         seen.add(entry.key)
         acc = apply(acc, entry, policy)
-    return view(acc, policy, now)
+    return acc
 
 
 def is_candidate(acc: Accumulator, policy: Policy) -> bool:
@@ -532,12 +550,16 @@ def _tier_change_to_json(change: TierChange) -> dict[str, Any]:
     }
 
 
+# A plain dict lookup: Enum.__call__ dominated from_json when a state row is read per report.
+_TIER_BY_VALUE = {t.value: t for t in Tier}
+
+
 def _tier_change_from_json(data: dict[str, Any]) -> TierChange:
     return TierChange(
         behavior=data["behavior"],
         at=datetime.fromisoformat(data["at"]),
-        from_tier=Tier(data["from_tier"]),
-        to_tier=Tier(data["to_tier"]),
+        from_tier=_TIER_BY_VALUE[data["from_tier"]],
+        to_tier=_TIER_BY_VALUE[data["to_tier"]],
         cause=data["cause"],
         gate=data.get("gate"),
         reason=data.get("reason"),

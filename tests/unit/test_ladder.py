@@ -204,6 +204,30 @@ def test_forced_tier_to_the_current_tier_is_no_tier_change_but_still_resets() ->
     assert (state.tier, state.clean_days, state.tier_changes) == (Tier.A, 0, ())
 
 
+def test_an_override_forcing_an_unknown_tier_is_a_plain_override() -> None:
+    history = History()
+    after = history.clean_runs(MONDAY, 5)
+    history.add(
+        EntryKind.OVERRIDE,
+        history.local(after, 9),
+        "override:bad",
+        {"reason": "typo", "kind": "forced_tier", "tier": "D"},
+    )
+    state = history.state(after + DAY)
+    assert (state.tier, state.clean_days, state.tier_changes) == (Tier.A, 0, ())
+
+
+def test_re_registering_a_changed_work_order_is_a_new_version_and_keeps_the_clock() -> None:
+    history = History()
+    history.clean_runs(MONDAY, 3)
+    history.add(
+        EntryKind.REGISTERED, history.local(MONDAY + 3 * DAY, 8), "registered:2", {"version": 2}
+    )
+    history.run(MONDAY + 3 * DAY)
+    state = history.state(MONDAY + 4 * DAY)
+    assert (state.version, state.clean_days, state.registered_at) == (2, 4, history.entries[0].at)
+
+
 # --- idle days --------------------------------------------------------------------------
 
 
@@ -429,6 +453,25 @@ def test_under_break_an_idle_week_loses_the_promotion() -> None:
     assert history.state(SUNDAY + 30 * DAY).tier is Tier.A
 
 
+def test_a_decision_naming_any_day_of_the_week_counts_for_that_weeks_sunday() -> None:
+    history = candidate_by_sunday()
+    history.decide(SUNDAY - 3 * DAY, "promote", when=history.local(SUNDAY, 9))
+    assert history.state(SUNDAY + DAY).tier is Tier.B
+
+
+def test_replaying_history_under_another_policy_is_calling_the_same_function() -> None:
+    history = History()
+    for d in range(7):
+        history.run(MONDAY + d * DAY, anomalies=["fallback"] if d == 3 else [])
+    history.decide(SUNDAY, "promote")
+    strict = history.state(SUNDAY + DAY)
+    lenient_policy = Policy(counted_anomalies=frozenset({"cost"}))
+    monday_after = day_start(SUNDAY + DAY, history.tz)
+    lenient = compute_state(history.behavior, history.entries, lenient_policy, monday_after)
+    assert (strict.tier, strict.clean_days) == (Tier.A, 3)
+    assert lenient.tier is Tier.B
+
+
 # --- quarantine, pause, resume, retire ---------------------------------------------------
 
 
@@ -479,6 +522,14 @@ def test_resume_lifts_quarantine_and_counting_starts_again() -> None:
     assert history.state(MONDAY + 6 * DAY).status is Status.ACTIVE
     history.run(MONDAY + 6 * DAY, failed=["budget"])
     assert history.state(MONDAY + 7 * DAY).status is Status.QUARANTINED
+
+
+def test_failures_while_paused_at_a_still_quarantine() -> None:
+    history = History()
+    history.status(EntryKind.PAUSED, history.local(MONDAY, 1))
+    for d in range(3):
+        history.run(MONDAY + d * DAY, failed=["failure"])
+    assert history.state(MONDAY + 3 * DAY).status is Status.QUARANTINED
 
 
 def test_paused_until_resumed_and_runs_while_paused_still_count() -> None:
