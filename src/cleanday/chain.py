@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 
 from cleanday.db import is_sqlite
 from cleanday.models import T_CHAIN_HEAD, T_ENTRIES
+from cleanday.store import raw_insert
 
 GENESIS = "0" * 64
 
@@ -66,15 +67,18 @@ class Head:
     hash: str
 
 
+_Q_HEAD = sa.select(T_CHAIN_HEAD.c.seq, T_CHAIN_HEAD.c.hash).where(T_CHAIN_HEAD.c.id == 1)
+_Q_HEAD_FOR_UPDATE = _Q_HEAD.with_for_update()
+_UPDATE_HEAD = sa.update(T_CHAIN_HEAD).where(T_CHAIN_HEAD.c.id == 1)
+
+
 def lock_head(conn: Connection, now: datetime) -> Head:
     """Take the chain's append lock for this transaction and return the current head.
 
     SQLite: the transaction began IMMEDIATE (see `cleanday.db.write_connection`), which already
     holds the database's single write lock. PostgreSQL: lock the chain_head row FOR UPDATE.
     """
-    query = sa.select(T_CHAIN_HEAD.c.seq, T_CHAIN_HEAD.c.hash).where(T_CHAIN_HEAD.c.id == 1)
-    if not is_sqlite(conn):
-        query = query.with_for_update()
+    query = _Q_HEAD if is_sqlite(conn) else _Q_HEAD_FOR_UPDATE
     row = conn.execute(query).first()
     if row is None:
         # first append ever; on PostgreSQL a concurrent first insert fails on the primary key
@@ -111,12 +115,8 @@ def append(
         )
         prev = h
     if rows:
-        conn.execute(sa.insert(T_ENTRIES), rows)
-        conn.execute(
-            sa.update(T_CHAIN_HEAD)
-            .where(T_CHAIN_HEAD.c.id == 1)
-            .values(seq=seq, hash=prev, updated_at=now)
-        )
+        raw_insert(conn, T_ENTRIES, rows)
+        conn.execute(_UPDATE_HEAD, {"seq": seq, "hash": prev, "updated_at": now})
     return Head(seq, prev), rows
 
 

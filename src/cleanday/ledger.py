@@ -305,6 +305,14 @@ class LedgerService:
             return self.policy
         return replace(self.policy, idle_by_behavior={**extra, **self.policy.idle_by_behavior})
 
+    def _policy_for(self, row: Any) -> Policy:
+        """The policy for one behavior's state row (which carries its Work Order's idle rule);
+        cheaper than `_policy` on the per-run path."""
+        if row.idle_days != IdlePolicy.BREAK.value or row.behavior in self.policy.idle_by_behavior:
+            return self.policy
+        by = {**self.policy.idle_by_behavior, row.behavior: IdlePolicy.BREAK}
+        return replace(self.policy, idle_by_behavior=by)
+
     def _behavior(self, conn: Connection, name: str) -> Any:
         row = conn.execute(sa.select(T_BEHAVIORS).where(T_BEHAVIORS.c.name == name)).first()
         if row is None:
@@ -314,16 +322,16 @@ class LedgerService:
         return row
 
     def _state_row(self, conn: Connection, name: str) -> Any:
-        rows = store.state_rows(conn, [name])
-        if name not in rows:
+        row = store.state_row(conn, name)
+        if row is None:
             self._behavior(conn, name)
             raise UnknownBehaviorError(f"behavior {name!r} has no state row; run ledger rebuild")
-        return rows[name]
+        return row
 
     def _view(self, conn: Connection, name: str, now: datetime) -> BehaviorState:
         row = self._state_row(conn, name)
         acc = ladder.Accumulator.from_json(row.accumulator)
-        return ladder.view(acc, self._policy(conn), now)
+        return ladder.view(acc, self._policy_for(row), now)
 
     # -- folding --------------------------------------------------------------------------
 
@@ -522,13 +530,16 @@ class LedgerService:
         extra_derived: Sequence[NewEntry] = (),
         extra_outbox: Sequence[dict[str, Any]] = (),
         head: chain.Head | None = None,
+        row: Any = None,
     ) -> _Fold:
-        """Append primitive facts for one behavior, fold them, and store the consequences."""
+        """Append primitive facts for one behavior, fold them, and store the consequences.
+        `row` is its state row, if the caller already read it in this transaction."""
         if head is None:
             head = chain.lock_head(conn, now)
         head, _ = chain.append(conn, head, facts, now)
-        row = self._state_row(conn, name)
-        policy = self._policy(conn)
+        if row is None:
+            row = self._state_row(conn, name)
+        policy = self._policy_for(row)
         pending = store.primitive_entries_of(conn, name, row.last_seq)
         fold = self._fold(conn, row, pending, policy, now)
         fold.derived[:0] = list(extra_derived)
@@ -542,7 +553,7 @@ class LedgerService:
 
     def _row(self, conn: Connection, name: str) -> BehaviorRow:
         query = (
-            sa.select(T_STATES, T_BEHAVIORS.c.version, T_BEHAVIORS.c.preset_version)
+            sa.select(*_row_columns())
             .join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
             .where(T_STATES.c.behavior == name)
         )
@@ -687,7 +698,7 @@ class LedgerService:
     def list_behaviors(self) -> list[BehaviorRow]:
         """Every behavior's cached state (no folding), by name."""
         query = (
-            sa.select(T_STATES, T_BEHAVIORS.c.version, T_BEHAVIORS.c.preset_version)
+            sa.select(*_row_columns())
             .join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
             .order_by(T_STATES.c.behavior)
         )
@@ -757,10 +768,8 @@ class LedgerService:
         name = report.behavior
         with write_connection(self.engine) as conn:
             head = chain.lock_head(conn, now)
-            beh = self._behavior(conn, name)
-            seen = conn.execute(
-                sa.select(T_RUNS.c.behavior).where(T_RUNS.c.run_id == report.run_id)
-            ).first()
+            row = self._state_row(conn, name)
+            seen = conn.execute(_Q_RUN_SEEN, {"run_id": report.run_id}).first()
             if seen is not None:
                 if seen.behavior != name:
                     raise RegistrationError(
@@ -772,11 +781,12 @@ class LedgerService:
                     run_id=report.run_id,
                     recorded=False,
                     message=f"run {report.run_id} already recorded; nothing changed",
-                    state=self._row(conn, name),
+                    state=_behavior_row(row),
                 )
-            tier_before = self._state_row(conn, name).tier
+            tier_before = row.tier
             conn.execute(
-                sa.insert(T_RUNS).values(
+                _INSERT_RUN,
+                dict(
                     run_id=report.run_id,
                     workflow_id=report.workflow_id,
                     behavior=name,
@@ -792,28 +802,29 @@ class LedgerService:
                     output_size=report.output_size,
                     summary=report.summary,
                     reported_at=now,
-                )
+                ),
             )
-            self._add_items(conn, beh, report, now)
+            self._add_items(conn, report, now)
             data = report.model_dump(mode="json", exclude={"behavior", "finished_at", "items"})
             fact = NewEntry(
                 name, EntryKind.RUN_REPORTED.value, report.finished_at, f"run:{report.run_id}", data
             )
             derived, outbox = _run_audit(report, tier_before)
-            fold = self._commit_facts(conn, name, [fact], now, derived, outbox, head=head)
-            row = self._row(conn, name)
+            fold = self._commit_facts(conn, name, [fact], now, derived, outbox, head=head, row=row)
+            result_row = _fold_row(fold, row, now)
         return ReportResult(
             behavior=name,
             run_id=report.run_id,
             recorded=True,
-            message=_report_message(report, row, fold),
-            state=row,
+            message=_report_message(report, result_row, fold),
+            state=result_row,
             derived=[d.kind for d in fold.derived],
         )
 
-    def _add_items(self, conn: Connection, beh: Any, report: RunReport, now: datetime) -> None:
+    def _add_items(self, conn: Connection, report: RunReport, now: datetime) -> None:
         if report.outcome not in ("proposed", "staged"):
             return
+        beh = self._behavior(conn, report.behavior)
         kind = "proposal" if report.outcome == "proposed" else "staged"
         items = report.items or [ItemIn(id=report.run_id)]
         expires = None
@@ -1078,7 +1089,7 @@ class LedgerService:
         """Active candidates from the cached state (no folding); with `week`, each row carries
         the latest decision recorded for that week's review."""
         query = (
-            sa.select(T_STATES, T_BEHAVIORS.c.version, T_BEHAVIORS.c.preset_version)
+            sa.select(*_row_columns())
             .join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
             .where(T_STATES.c.candidate.is_(True), T_STATES.c.status == Status.ACTIVE.value)
             .order_by(T_STATES.c.behavior)
@@ -1451,8 +1462,54 @@ def _report_message(report: RunReport, row: BehaviorRow, fold: _Fold) -> str:
     return "; ".join(parts)
 
 
+_Q_RUN_SEEN = sa.select(T_RUNS.c.behavior).where(T_RUNS.c.run_id == sa.bindparam("run_id"))
+_INSERT_RUN = sa.insert(T_RUNS)
+
+
+def _fold_row(fold: _Fold, row: Any, now: datetime) -> BehaviorRow:
+    """The Pane of Glass row a fold just stored, without reading it back."""
+    st = fold.state
+    lf = st.last_failure
+    return BehaviorRow.model_construct(
+        name=fold.name,
+        tier=st.tier,
+        status=st.status,
+        clean_days=st.clean_days,
+        candidate=st.candidate,
+        last_gate_failure=lf.on if lf else None,
+        last_failure_gate=lf.gate if lf else None,
+        last_failure_reason=lf.reason if lf else None,
+        tier_since=st.tier_since,
+        version=row.version,
+        preset_version=row.preset_version,
+        updated_at=now,
+        decision=None,
+    )
+
+
+def _row_columns() -> list[Any]:
+    """What a Pane of Glass row needs (never the accumulator, which only the fold reads)."""
+    s = T_STATES.c
+    return [
+        s.behavior,
+        s.tier,
+        s.status,
+        s.clean_days,
+        s.candidate,
+        s.last_gate_failure,
+        s.last_failure_gate,
+        s.last_failure_reason,
+        s.tier_since,
+        s.updated_at,
+        T_BEHAVIORS.c.version,
+        T_BEHAVIORS.c.preset_version,
+    ]
+
+
 def _behavior_row(r: Any) -> BehaviorRow:
-    return BehaviorRow(
+    # built from typed columns, so validation would only repeat what the schema guarantees;
+    # skipping it keeps listing 10,000 behaviors cheap
+    return BehaviorRow.model_construct(
         name=r.behavior,
         tier=Tier(r.tier),
         status=Status(r.status),
@@ -1465,4 +1522,5 @@ def _behavior_row(r: Any) -> BehaviorRow:
         version=r.version,
         preset_version=r.preset_version,
         updated_at=r.updated_at,
+        decision=None,
     )

@@ -3,9 +3,10 @@ outbox rows and job markers. Plain SQLAlchemy Core on a connection the caller ow
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from cleanday.models import (
     T_JOBS,
     T_OUTBOX,
     T_STATES,
+    UTCDateTime,
 )
 
 PRIMITIVE_KINDS: tuple[str, ...] = tuple(k.value for k in EntryKind if not k.derived)
@@ -52,30 +54,67 @@ def primitive_entries(conn: Connection, behavior: str) -> list[tuple[int, Entry]
     return [(int(r.seq), to_entry(r)) for r in rows]
 
 
+# Built once: the per-run path runs these on every report, and building a statement costs more
+# than SQLite takes to answer it.
+_Q_ENTRIES_OF = (
+    sa.select(
+        T_ENTRIES.c.seq,
+        T_ENTRIES.c.behavior,
+        T_ENTRIES.c.kind,
+        T_ENTRIES.c.at,
+        T_ENTRIES.c.key,
+        T_ENTRIES.c.data,
+    )
+    .where(
+        T_ENTRIES.c.behavior == sa.bindparam("behavior"),
+        T_ENTRIES.c.seq > sa.bindparam("after"),
+        T_ENTRIES.c.kind.in_(PRIMITIVE_KINDS),
+    )
+    .order_by(T_ENTRIES.c.seq)
+)
+_Q_STATES = sa.select(
+    T_STATES, T_BEHAVIORS.c.idle_days, T_BEHAVIORS.c.version, T_BEHAVIORS.c.preset_version
+).join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
+_Q_STATE_ONE = _Q_STATES.where(T_STATES.c.behavior == sa.bindparam("behavior"))
+
+
 def primitive_entries_of(conn: Connection, behavior: str, after: int) -> list[tuple[int, Entry]]:
     """One behavior's primitive entries beyond seq `after` (not yet folded), in chain order."""
-    rows = conn.execute(
-        sa.select(T_ENTRIES)
-        .where(
-            T_ENTRIES.c.behavior == behavior,
-            T_ENTRIES.c.seq > after,
-            T_ENTRIES.c.kind.in_(PRIMITIVE_KINDS),
-        )
-        .order_by(T_ENTRIES.c.seq)
-    ).all()
+    rows = conn.execute(_Q_ENTRIES_OF, {"behavior": behavior, "after": after}).all()
     return [(int(r.seq), to_entry(r)) for r in rows]
 
 
+def state_row(conn: Connection, behavior: str) -> Any | None:
+    """One behavior's state row with its behavior columns, or None if it has none."""
+    return conn.execute(_Q_STATE_ONE, {"behavior": behavior}).first()
+
+
 def primitive_entries_after(conn: Connection, seq: int) -> dict[str, list[tuple[int, Entry]]]:
-    """Primitive entries beyond `seq`, grouped by behavior, each group in chain order."""
-    rows = conn.execute(
-        sa.select(T_ENTRIES)
-        .where(T_ENTRIES.c.seq > seq, T_ENTRIES.c.kind.in_(PRIMITIVE_KINDS))
-        .order_by(T_ENTRIES.c.seq)
-    ).all()
+    """Primitive entries beyond `seq` that their behavior's state has not folded yet, grouped by
+    behavior, each group in chain order.
+
+    Read through the driver: the day close reads a whole day of entries, and SQLAlchemy's
+    per-row type processing would cost more than the query.
+    """
+    sqlite = conn.dialect.name == "sqlite"
+    kinds = ", ".join(f"'{k}'" for k in PRIMITIVE_KINDS)  # fixed enum values, not input
+    p = ":seq" if sqlite else "%(seq)s"
+    result = conn.exec_driver_sql(
+        "SELECT e.seq, e.behavior, e.kind, e.at, e.key, e.data FROM ledger_entries e "
+        "JOIN behavior_states s ON s.behavior = e.behavior "
+        f"WHERE e.seq > {p} AND e.seq > s.last_seq AND e.kind IN ({kinds}) ORDER BY e.seq",
+        {"seq": seq},
+    )
     out: dict[str, list[tuple[int, Entry]]] = defaultdict(list)
-    for r in rows:
-        out[r.behavior].append((int(r.seq), to_entry(r)))
+    kind_of = {k.value: k for k in EntryKind}
+    for s_, behavior, kind, at, key, data in result:
+        if isinstance(at, str):
+            at = datetime.fromisoformat(at).replace(tzinfo=UTC)
+        elif at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        if isinstance(data, str):
+            data = json.loads(data)
+        out[behavior].append((int(s_), Entry(behavior, kind_of[kind], at, key, data or {})))
     return out
 
 
@@ -90,9 +129,7 @@ def behaviors_with_entries_between(conn: Connection, start: datetime, end: datet
 
 def state_rows(conn: Connection, names: Sequence[str] | None = None) -> dict[str, Any]:
     """Materialized state rows joined with the behavior columns the fold needs."""
-    query = sa.select(T_STATES, T_BEHAVIORS.c.idle_days, T_BEHAVIORS.c.version).join(
-        T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior
-    )
+    query = _Q_STATES
     if names is None:
         return {r.behavior: r for r in conn.execute(query).all()}
     out: dict[str, Any] = {}
@@ -122,15 +159,65 @@ def state_values(state: BehaviorState) -> dict[str, Any]:
 def update_states(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Bulk update of state rows; each dict holds `behavior` plus the columns to set (the same
     columns in every dict)."""
+    raw_update(conn, T_STATES, "behavior", rows)
+
+
+# --- bulk writes below the ORM ----------------------------------------------------------------
+# The day close updates thousands of state rows and a bulk load appends millions of entries;
+# SQLAlchemy's per-parameter processing costs more than the database does there, so these
+# paths convert values once, by column type, and hand the driver a plain executemany.
+
+
+def _converter(conn: Connection, column: sa.Column[Any]) -> Any:
+    sqlite = conn.dialect.name == "sqlite"
+    kind = column.type
+    if isinstance(kind, sa.JSON):
+        return lambda v: None if v is None else json.dumps(v)
+    if isinstance(kind, UTCDateTime):
+        if sqlite:  # SQLAlchemy's SQLite DATETIME storage format, naive UTC
+            return lambda v: None if v is None else v.astimezone(UTC).strftime(_SQLITE_TS)
+        return lambda v: None if v is None else v.astimezone(UTC)
+    if isinstance(kind, sa.Date) and sqlite:
+        return lambda v: None if v is None else v.isoformat()
+    return None
+
+
+_SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _placeholder(conn: Connection, column: sa.Column[Any]) -> str:
+    if conn.dialect.name == "sqlite":
+        return f":{column.name}"
+    p = f"%({column.name})s"
+    return f"CAST({p} AS JSON)" if isinstance(column.type, sa.JSON) else p
+
+
+def _convert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> list[Any]:
+    cols = list(rows[0])
+    convs = [(c, _converter(conn, table.c[c])) for c in cols]
+    return [{c: (f(r[c]) if f else r[c]) for c, f in convs} for r in rows]
+
+
+def raw_insert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT many rows (all with the same keys) through the driver's executemany."""
     if not rows:
         return
-    cols = [c for c in rows[0] if c != "behavior"]
-    stmt = (
-        sa.update(T_STATES)
-        .where(T_STATES.c.behavior == sa.bindparam("b_behavior"))
-        .values({c: sa.bindparam(f"b_{c}") for c in cols})
+    cols = list(rows[0])
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(cols)}) "
+        f"VALUES ({', '.join(_placeholder(conn, table.c[c]) for c in cols)})"
     )
-    conn.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in rows])
+    conn.exec_driver_sql(sql, _convert(conn, table, rows))
+
+
+def raw_update(conn: Connection, table: sa.Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
+    """UPDATE many rows by `key` (each dict holds the key and the same columns to set)."""
+    if not rows:
+        return
+    cols = [c for c in rows[0] if c != key]
+    sets = ", ".join(f"{c} = {_placeholder(conn, table.c[c])}" for c in cols)
+    sql = f"UPDATE {table.name} SET {sets} WHERE {key} = {_placeholder(conn, table.c[key])}"
+    conn.exec_driver_sql(sql, _convert(conn, table, rows))
 
 
 def add_outbox(

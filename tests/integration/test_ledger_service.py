@@ -556,3 +556,78 @@ def test_pausing_a_paused_behavior_says_why_it_cannot(
     svc.pause("tagger")
     with pytest.raises(DecisionError, match="cannot pause tagger: it is paused"):
         svc.pause("tagger")
+
+
+def test_an_idle_day_breaks_the_streak_of_a_behavior_whose_work_order_says_so(
+    svc: LedgerService, clock: FakeClock, tmp_path: Path
+) -> None:
+    _register(svc, tmp_path, idle_days="break")
+    _register(svc, tmp_path, "poster")
+    _clean_days(svc, clock, ["tagger", "poster"], date(2026, 11, 9), 2)
+    assert {r.name: r.clean_days for r in svc.list_behaviors()} == {"poster": 2, "tagger": 2}
+    clock.set(at("2026-11-12", 0, 5))
+    result = svc.close_day(date(2026, 11, 11))  # nobody ran on the 11th
+    assert result.behaviors == 1  # only the behavior an idle day can change is touched
+    assert {r.name: r.clean_days for r in svc.list_behaviors()} == {"poster": 2, "tagger": 0}
+
+
+def test_posting_the_review_twice_queues_its_rows_once(
+    svc: LedgerService, engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    _register(svc, tmp_path)
+    _clean_days(svc, clock, "tagger", date(2026, 11, 9), 7)
+    clock.set(at("2026-11-22", 8))
+    assert [r.name for r in svc.post_review(SUNDAY)] == ["tagger"]
+    svc.post_review(SUNDAY)
+    assert _count(engine, T_OUTBOX, T_OUTBOX.c.kind == "review_row") == 1
+    assert _count(engine, T_OUTBOX, T_OUTBOX.c.kind == "review_summary") == 1
+
+
+def test_verify_through_the_service_names_a_tampered_run_report(
+    svc: LedgerService, engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    _register(svc, tmp_path)
+    _clean_days(svc, clock, "tagger", date(2026, 11, 9), 2)
+    with write_connection(engine) as conn:
+        seq = conn.execute(
+            sa.select(T_ENTRIES.c.seq).where(T_ENTRIES.c.key == "run:tagger-2026-11-10")
+        ).scalar_one()
+        conn.execute(
+            sa.update(T_ENTRIES).where(T_ENTRIES.c.seq == seq).values(data={"outcome": "fine"})
+        )
+    result = svc.verify()
+    assert [(p.seq, p.behavior, p.kind) for p in result.problems] == [
+        (seq, "tagger", "run_reported")
+    ]
+    assert f"seq {seq} (tagger, run_reported)" in result.summary()
+
+
+def test_open_builds_a_migrated_ledger_from_settings(tmp_path: Path) -> None:
+    from cleanday.config import Settings
+    from cleanday.db import current_revision
+
+    settings = Settings(CLEANDAY_DATA_DIR=tmp_path / "data", CLEANDAY_TIMEZONE="Europe/Berlin")
+    svc = LedgerService.open(settings)
+    assert (tmp_path / "data" / "ledger.db").exists()
+    assert current_revision(svc.engine) == "0001_ledger"
+    assert svc.policy.timezone == "Europe/Berlin"
+    svc.engine.dispose()
+
+
+def test_the_day_close_uses_the_ledgers_time_zone(engine: Engine, tmp_path: Path) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    ny = ZoneInfo("America/New_York")
+    clock = FakeClock(datetime(2026, 11, 8, 10, tzinfo=ny))
+    svc = LedgerService(engine, Policy(timezone="America/New_York"), clock)
+    _register(svc, tmp_path)
+    # 23:30 in New York on the 9th is already the 10th in UTC: it belongs to the 9th
+    late = datetime(2026, 11, 9, 23, 30, tzinfo=ny)
+    clock.set(late)
+    svc.report_run(report("tagger", "late", late))
+    clock.set(datetime(2026, 11, 10, 0, 5, tzinfo=ny))
+    assert svc.close_day(date(2026, 11, 9)).behaviors == 1
+    assert svc.list_behaviors()[0].clean_days == 1
+    clock.set(datetime(2026, 11, 11, 0, 5, tzinfo=ny))
+    assert svc.close_day(date(2026, 11, 10)).behaviors == 0
