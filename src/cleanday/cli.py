@@ -8,15 +8,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from cleanday.config import Settings
 from cleanday.domain import Decision, Tier
 from cleanday.errors import CleandayError
 from cleanday.service.serialize import pane_row, to_jsonable
+
+if TYPE_CHECKING:  # imported lazily at run time: `cleanday version` needs no database stack
+    from cleanday.ledger import LedgerService
 
 app = typer.Typer(no_args_is_help=True, help="cleanday: trust for autonomous AI behaviors.")
 ledger_app = typer.Typer(help="The Pane of Glass and the ledger's maintenance commands.")
@@ -38,6 +43,16 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
         except CleandayError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
+        except OperationalError as exc:
+            url = _settings().resolved_database_url
+            shown = make_url(url).render_as_string(hide_password=True)
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            typer.echo(
+                f"error: cannot use the ledger database {shown}: {reason}; check DATABASE_URL "
+                "(or CLEANDAY_DATA_DIR) and that the database is up",
+                err=True,
+            )
+            raise typer.Exit(1) from None
 
     return wrapper
 
@@ -48,7 +63,8 @@ def _settings() -> Settings:
 
 
 @contextmanager
-def _service() -> Iterator[Any]:
+def _service() -> Iterator[LedgerService]:
+    """The ledger of this run's settings, its connections closed afterwards."""
     from cleanday.service.app import build_service
 
     settings = _settings()
@@ -58,9 +74,7 @@ def _service() -> Iterator[Any]:
     try:
         yield service
     finally:
-        close = getattr(service, "close", None)
-        if callable(close):
-            close()
+        service.engine.dispose()
 
 
 def _today(settings: Settings) -> date:
@@ -171,10 +185,19 @@ def register(
         files = [path]
     else:
         raise typer.BadParameter(f"{path} does not exist", param_hint="PATH")
+    failed = 0
     with _service() as service:
         for file in files:
-            result = service.register(file)
-            typer.echo(f"{result.name}: {result.status.replace('_', ' ')} - {result.message}")
+            try:
+                result = service.register(file)
+            except CleandayError as exc:
+                # one bad file does not stop the others; the exit code still says it failed
+                typer.echo(f"error: {exc}", err=True)
+                failed += 1
+                continue
+            typer.echo(result.message)
+    if failed:
+        raise typer.Exit(1)
 
 
 @ledger_app.callback(invoke_without_command=True)
@@ -200,8 +223,15 @@ def ledger_close_day(
     settings = _settings()
     d = _parse_date(day, "--date") if day else _today(settings) - timedelta(days=1)
     with _service() as service:
-        result = to_jsonable(service.close_day(d))
-    typer.echo(f"day {d.isoformat()} closed: {json.dumps(result)}")
+        result = service.close_day(d)
+    if result.already_closed:
+        typer.echo(f"day {d.isoformat()} was already closed; nothing changed")
+        return
+    typer.echo(
+        f"day {d.isoformat()} closed: {result.behaviors} behavior(s) refreshed, "
+        f"{result.entries_folded} entries folded, demoted: {', '.join(result.demoted) or 'none'}, "
+        f"quarantined: {', '.join(result.quarantined) or 'none'}"
+    )
 
 
 @ledger_app.command("verify")
@@ -360,8 +390,14 @@ def review_close(
     """Close a Sunday review: promote each candidate marked Promote (idempotent)."""
     sunday = _parse_sunday(week, "--week")
     with _service() as service:
-        result = to_jsonable(service.close_sunday(sunday))
-    typer.echo(f"review {sunday.isoformat()} closed: {json.dumps(result)}")
+        result = service.close_sunday(sunday)
+    if result.already_closed:
+        typer.echo(f"the review of {sunday.isoformat()} was already closed; nothing changed")
+        return
+    typer.echo(
+        f"review {sunday.isoformat()} closed: promoted: {', '.join(result.promoted) or 'none'}; "
+        f"held: {', '.join(result.held) or 'none'}"
+    )
 
 
 def main() -> None:

@@ -102,7 +102,9 @@ def start_scheduler(
     service: Any, settings: Settings, *, clock: Clock = _utc_now, catch_up: bool = True
 ) -> BackgroundScheduler:
     """Start the ledger's jobs in its time zone and return the running scheduler."""
-    tz = ZoneInfo(settings.timezone)
+    # the ledger's time zone is its policy's; settings only name it when the service has none
+    policy = getattr(service, "policy", None)
+    tz = ZoneInfo(policy.timezone if policy is not None else settings.timezone)
     scheduler = BackgroundScheduler(
         timezone=tz,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": _GRACE_SECONDS},

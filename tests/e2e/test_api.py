@@ -227,9 +227,7 @@ def test_a_paused_behavior_gets_no_permit_until_resumed(client: TestClient) -> N
     register(client, "alpha")
     forced = {"reason": "trusted by hand", "kind": "forced_tier", "tier": "C"}
     client.post("/api/v1/behaviors/alpha/override", json=forced, headers=AUTH)
-    assert client.post("/api/v1/behaviors/alpha/pause", headers=AUTH).json()["state"]["status"] == (
-        "paused"
-    )
+    assert client.post("/api/v1/behaviors/alpha/pause", headers=AUTH).json()["status"] == "paused"
     ask = {"behavior": "alpha", "run_id": "run-2"}
     assert client.post("/api/v1/permits", json=ask, headers=AUTH).status_code == 403
     client.post("/api/v1/behaviors/alpha/resume", headers=AUTH)
@@ -314,7 +312,7 @@ def test_behavior_detail_history_and_pane_json_agree(client: TestClient) -> None
     register(client, "alpha")
     detail = client.get("/api/v1/behaviors/alpha").json()
     assert detail["state"]["tier"] == "A"
-    assert detail["work_order"]["key"]["ref"] == "env:KEY_ALPHA"
+    assert detail["work_order"]["key_ref"] == "env:KEY_ALPHA"
     assert client.get("/api/v1/behaviors/alpha/history").json()[0]["kind"] == "registered"
     assert client.get("/api/v1/behaviors/ghost").status_code == 404
     pane = row(client, "alpha")
@@ -330,4 +328,111 @@ def test_the_openapi_document_describes_the_run_report(client: TestClient) -> No
     )
     assert set(schema["properties"]["outcome"]["enum"]) >= {"succeeded", "failed", "blocked"}
     assert "bearer" in str(doc["components"]["securitySchemes"]).lower()
+    created = doc["paths"]["/api/v1/runs"]["post"]["responses"]["201"]
+    assert created["content"]["application/json"]["schema"]["$ref"].endswith("/ReportResult")
+    pane = doc["paths"]["/api/v1/behaviors"]["get"]["responses"]["200"]
+    assert pane["content"]["application/json"]["schema"]["items"]["$ref"].endswith("/BehaviorRow")
     assert "/api/v1/permits" in doc["paths"]
+
+
+def test_the_app_runs_the_ledger_clocks_in_its_lifespan_when_asked(service: Any) -> None:
+    st = Settings(CLEANDAY_TOKEN=TOKEN, CLEANDAY_SCHEDULER=True)
+    app = create_app(st, service)
+    with TestClient(app):
+        scheduler = app.state.scheduler
+        assert scheduler.running
+        ids = {job.id for job in scheduler.get_jobs()}
+        assert {"cleanday.day_close", "cleanday.review_post", "cleanday.sunday_close"} <= ids
+    assert not scheduler.running
+
+
+def test_an_approved_proposal_at_a_gets_a_permit_and_a_rejected_one_does_not(
+    client: TestClient,
+) -> None:
+    register(client, "alpha")
+    finished = REGISTERED_AT + timedelta(hours=1)
+    proposals = run_report(
+        "alpha", "run-1", finished, outcome="proposed", items=[{"id": "p1"}, {"id": "p2"}]
+    )
+    assert client.post("/api/v1/runs", json=proposals, headers=AUTH).status_code == 201
+    approved = client.post(
+        "/api/v1/behaviors/alpha/batch/approve", json={"items": ["p1"]}, headers=AUTH
+    )
+    assert approved.status_code == 200 and approved.json()["items"] == ["p1"]
+    rejected = client.post(
+        "/api/v1/behaviors/alpha/batch/reject", json={"items": ["p2"], "reason": "off topic"},
+        headers=AUTH,
+    )  # fmt: skip
+    assert rejected.status_code == 200
+    ask = {"behavior": "alpha", "run_id": "run-1"}
+    assert client.post("/api/v1/permits", json=ask | {"item_id": "p1"}, headers=AUTH).json()[
+        "granted"
+    ]
+    denied = client.post("/api/v1/permits", json=ask | {"item_id": "p2"}, headers=AUTH)
+    assert denied.status_code == 403 and "p2" in denied.json()["detail"]
+    no_reason = client.post(
+        "/api/v1/behaviors/alpha/batch/reject", json={"items": None}, headers=AUTH
+    )
+    assert no_reason.status_code == 422 and "reason" in no_reason.json()["detail"]
+
+
+def test_a_staged_item_at_b_acts_only_once_released(client: TestClient) -> None:
+    register(client, "alpha")
+    forced = {"reason": "trusted by hand", "kind": "forced_tier", "tier": "B"}
+    client.post("/api/v1/behaviors/alpha/override", json=forced, headers=AUTH)
+    staged = run_report(
+        "alpha", "run-1", REGISTERED_AT + timedelta(hours=1), outcome="staged",
+        items=[{"id": "s1"}],
+    )  # fmt: skip
+    assert client.post("/api/v1/runs", json=staged, headers=AUTH).status_code == 201
+    ask = {"behavior": "alpha", "run_id": "run-1", "item_id": "s1"}
+    assert client.post("/api/v1/permits", json=ask, headers=AUTH).status_code == 403
+    released = client.post("/api/v1/behaviors/alpha/staged/s1/release", headers=AUTH)
+    assert released.status_code == 200, released.text
+    assert client.post("/api/v1/permits", json=ask, headers=AUTH).status_code == 200
+
+
+def test_the_scheduled_closes_run_twice_against_the_ledger_change_nothing_the_second_time(
+    client: TestClient, service: Any, clock: Clock
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from cleanday.scheduler import day_close_job, sunday_close_job
+
+    register(client, "alpha")
+    report_clean_days(client, clock, "alpha", 1)  # a clean run on Monday Oct 26
+    clock.now = datetime(2026, 10, 27, 0, 0, 30, tzinfo=UTC)  # just after midnight
+    utc = ZoneInfo("UTC")
+    first = day_close_job(service, utc, clock)
+    again = day_close_job(service, utc, clock)
+    assert (first.date, first.already_closed, again.already_closed) == (
+        date(2026, 10, 26), False, True,
+    )  # fmt: skip
+    assert row(client, "alpha")["clean_days"] == 1
+    clock.now = datetime(2026, 11, 2, 0, 1, tzinfo=UTC)  # Monday just after Sunday Nov 1
+    closed = sunday_close_job(service, utc, clock)
+    assert (closed.week, closed.already_closed) == (date(2026, 11, 1), False)
+    assert sunday_close_job(service, utc, clock).already_closed
+
+
+def test_the_pane_of_glass_escapes_a_failure_reason_and_marks_candidates() -> None:
+    from cleanday.service.routes.pane import render_pane
+
+    html = render_pane(
+        [
+            {
+                "name": "alpha", "tier": "B", "status": "quarantined", "clean_days": 0,
+                "candidate": False, "last_gate_failure": "2026-10-26",
+                "last_failure_reason": "<script>alert(1)</script> in output",
+            },
+            {
+                "name": "beta", "tier": "A", "status": "active", "clean_days": 9,
+                "candidate": True, "last_gate_failure": None, "last_failure_reason": None,
+            },
+        ]
+    )  # fmt: skip
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert '<tr class="quarantined">' in html
+    assert html.count("<tr") == 3  # the header and one row per behavior
+    assert ">yes<" in html  # beta is a candidate
+    assert "No behaviors registered" in render_pane([])

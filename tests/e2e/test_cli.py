@@ -106,16 +106,59 @@ def test_pause_resume_retire_and_override_change_the_ledger(
     assert history.exit_code == 0 and "override" in history.stdout
 
 
-def _report_clean_days(env: dict[str, str], name: str, days: int) -> None:
+def _report(env: dict[str, str], bodies: list[dict[str, Any]]) -> None:
+    """Report runs straight through the ledger service, as a worker's reports would land."""
     from cleanday.config import Settings
-    from cleanday.ledger import LedgerService, RunReport
+    from cleanday.ledger import RunReport
     from cleanday.service.app import build_service
 
-    service: LedgerService = build_service(Settings(**env))  # type: ignore[arg-type]
+    service = build_service(Settings(**env))  # type: ignore[arg-type]
+    try:
+        for body in bodies:
+            service.report_run(RunReport.model_validate(body))
+    finally:
+        service.engine.dispose()
+
+
+def _report_clean_days(env: dict[str, str], name: str, days: int) -> None:
     start = datetime(2026, 10, 25, 9, 0, tzinfo=UTC)
-    for i in range(1, days + 1):
-        body = run_report(name, f"{name}-{i}", start + timedelta(days=i))
-        service.report_run(RunReport.model_validate(body))
+    _report(
+        env,
+        [run_report(name, f"{name}-{i}", start + timedelta(days=i)) for i in range(1, days + 1)],
+    )
+
+
+def test_the_ledger_shows_the_last_gate_failure_with_its_date_and_reason(
+    env: dict[str, str], behaviors_dir: Path, time_machine: Any
+) -> None:
+    time_machine.move_to(datetime(2026, 10, 25, 9, 0, tzinfo=UTC), tick=False)
+    cli(env, "register", str(behaviors_dir))
+    cli(env, "override", "alpha", "--reason", "trusted by hand", "--tier", "C")
+    time_machine.move_to(datetime(2026, 10, 27, 9, 0, tzinfo=UTC), tick=False)
+    reason = "tag 'misc' is not in the vocabulary"
+    failed = run_report(
+        "alpha", "alpha-bad", datetime(2026, 10, 26, 22, 0, tzinfo=UTC), outcome="blocked",
+        gates=[{"name": "schema", "passed": False, "reason": reason}],
+    )  # fmt: skip
+    _report(env, [failed])
+    row = {r["name"]: r for r in ledger_json(env)}["alpha"]
+    assert row["tier"] == "B" and row["clean_days"] == 0
+    assert row["last_gate_failure"] == "2026-10-26"
+    assert "not in the vocabulary" in row["last_failure_reason"]
+    table = cli(env, "ledger").stdout
+    assert "2026-10-26" in table and "not in the vocabulary" in table
+    history = cli(env, "show", "alpha").stdout
+    assert "demoted" in history and "alpha-bad" in history
+
+
+def test_registering_a_directory_goes_past_a_bad_file_and_exits_non_zero(
+    env: dict[str, str], behaviors_dir: Path
+) -> None:
+    (behaviors_dir / "gamma.yaml").write_text(work_order("gamma", key="KEY_ALPHA"))
+    result = cli(env, "register", str(behaviors_dir))
+    assert result.exit_code == 1
+    assert "gamma" in result.output and "Traceback" not in result.output
+    assert [r["name"] for r in ledger_json(env)] == ["alpha", "beta"]
 
 
 def test_review_decide_then_close_promotes_only_after_sunday(
@@ -201,3 +244,13 @@ def test_replay_under_a_looser_policy_makes_a_candidate_sooner(
     assert {r["name"]: r["candidate"] for r in ledger_json(env)}["alpha"] is False
     missing = cli(env, "ledger", "replay", "--policy", str(tmp_path / "nope.yaml"))
     assert missing.exit_code != 0 and "nope.yaml" in missing.output
+
+
+def test_an_unreachable_database_is_one_line_naming_it_without_the_password(
+    tmp_path: Path,
+) -> None:
+    env = {"DATABASE_URL": "postgresql+psycopg://ops:hunter2@127.0.0.1:9/ledger"}
+    result = cli(env, "ledger")
+    assert result.exit_code == 1
+    assert "DATABASE_URL" in result.output and "127.0.0.1:9" in result.output
+    assert "hunter2" not in result.output and "Traceback" not in result.output

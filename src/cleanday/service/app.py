@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from cleanday import __version__
 from cleanday.config import Settings
@@ -48,14 +49,8 @@ def status_for(exc: CleandayError) -> int:
 
 
 def build_service(settings: Settings) -> LedgerService:
-    """A LedgerService over the database the settings name (SQLite file by default), with its
-    schema brought up to date (an Alembic upgrade is a no-op on a current database)."""
-    from cleanday.db import make_engine, migrate
-    from cleanday.domain import Policy
-
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    return LedgerService(engine, policy=Policy(timezone=settings.timezone))
+    """The ledger of these settings: DATABASE_URL or the data dir's SQLite, migrated to head."""
+    return LedgerService.open(settings)
 
 
 def create_app(
@@ -72,12 +67,13 @@ def create_app(
             return
         from cleanday.scheduler import start_scheduler
 
-        sched = start_scheduler(ledger, settings)
+        # the jobs read the ledger's own clock, so an injected clock drives them too
+        sched = start_scheduler(ledger, settings, clock=ledger.clock)
         app.state.scheduler = sched
         try:
             yield
         finally:
-            sched.shutdown(wait=False)
+            sched.shutdown(wait=True)  # let a running close finish its transaction
 
     app = FastAPI(
         title="cleanday ledger service",
@@ -94,6 +90,14 @@ def create_app(
     @app.exception_handler(CleandayError)
     async def _cleanday_error(_: Request, exc: CleandayError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
+        # the workers' reports are idempotent, so "try again" is the right advice
+        return JSONResponse(
+            {"detail": "the ledger database is unavailable; nothing was written, try again"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

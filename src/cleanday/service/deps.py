@@ -14,22 +14,23 @@ from cleanday.ledger import LedgerService
 _bearer = HTTPBearer(auto_error=False, description="the operator token, CLEANDAY_TOKEN")
 
 
-def get_service(request: Request) -> LedgerService:
+async def get_service(request: Request) -> LedgerService:
+    # async on purpose: a sync dependency costs a thread-pool hop on every request
     service: LedgerService = request.app.state.service
     return service
 
 
-def get_settings(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def require_operator(
+async def require_operator(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """Refuse a write unless it carries the operator token; a server without one refuses all."""
-    expected = get_settings(request).token
+    expected = settings_of(request).token
     challenge = {"WWW-Authenticate": "Bearer"}
     if not expected:
         raise HTTPException(

@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import date, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cleanday.domain import Decision, Tier
+from cleanday.domain import Decision, Status, Tier
+from cleanday.ledger import BehaviorRow
 
 OverrideKind = Literal["rejected", "edited", "rerun", "forced_tier", "let_through", "manual"]
 
@@ -47,3 +49,65 @@ class DecisionIn(_Body):
     behavior: str = Field(min_length=1)
     decision: Decision
     by: str = Field(default="operator", min_length=1)
+
+
+class WorkOrderSummary(BaseModel):
+    """What a behavior is, from its Work Order (the key by reference only, never a secret)."""
+
+    name: str
+    description: str
+    trigger: dict[str, Any]
+    reports: str
+    key_ref: str
+    cap_usd: float
+    cadence: str
+    preset: str
+    model: str
+    gates: list[str]
+    transports: list[str]
+    idle_days: str
+    entry: str
+
+
+class TierChangeOut(BaseModel):
+    at: datetime
+    from_tier: Tier
+    to_tier: Tier
+    cause: str
+    gate: str | None = None
+    reason: str | None = None
+    run_id: str | None = None
+    week: date | None = None
+
+
+class StateOut(BaseModel):
+    """What the ladder says about a behavior now."""
+
+    tier: Tier
+    status: Status
+    clean_days: int
+    candidate: bool
+    last_gate_failure: date | None
+    last_failure_gate: str | None
+    last_failure_reason: str | None
+    tier_since: datetime | None
+    registered_at: datetime | None
+    quarantined_at: datetime | None
+
+
+class BehaviorDetail(BaseModel):
+    name: str
+    state: StateOut
+    tier_changes: list[TierChangeOut]
+    work_order: WorkOrderSummary
+
+
+class ReviewOut(BaseModel):
+    week: date = Field(description="the review's Sunday")
+    candidates: list[BehaviorRow] = Field(description="each with the decision recorded, if any")
+
+
+class DecisionOut(BaseModel):
+    week: date
+    behavior: str
+    decision: Decision

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from cleanday.ledger import LedgerService
+from cleanday.ledger import LedgerService, Permit
 from cleanday.service.deps import Operator, get_service
 from cleanday.service.schemas import PermitIn
-from cleanday.service.serialize import to_jsonable
 
 router = APIRouter(prefix="/api/v1/permits", tags=["permits"])
 Service = Annotated[LedgerService, Depends(get_service)]
@@ -21,8 +20,5 @@ Service = Annotated[LedgerService, Depends(get_service)]
     summary="Ask for an act permit (200 granted, 403 denied with the reason)",
     responses={403: {"description": "denied; `detail` says why"}},
 )
-def request_permit(body: PermitIn, service: Service) -> dict[str, Any]:
-    permit = service.request_permit(body.behavior, body.run_id, item_id=body.item_id)
-    payload = to_jsonable(permit)
-    payload = payload if isinstance(payload, dict) else {"permit": payload}
-    return {"granted": True, **payload}
+def request_permit(body: PermitIn, service: Service) -> Permit:
+    return service.request_permit(body.behavior, body.run_id, item_id=body.item_id)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
 
-from cleanday.ledger import LedgerService
+from cleanday.ledger import LedgerService, SundayCloseResult
 from cleanday.service.deps import Operator, get_service
-from cleanday.service.schemas import DecisionIn
-from cleanday.service.serialize import pane_row, to_jsonable
+from cleanday.service.schemas import DecisionIn, DecisionOut, ReviewOut
 
 router = APIRouter(prefix="/api/v1/reviews", tags=["reviews"])
 Service = Annotated[LedgerService, Depends(get_service)]
@@ -27,22 +26,18 @@ def _sunday(week: date) -> date:
 
 
 @router.get("/{week}", summary="The review of the week ending on Sunday `week`")
-def get_review(week: date, service: Service) -> dict[str, Any]:
+def get_review(week: date, service: Service) -> ReviewOut:
     sunday = _sunday(week)
-    rows = service.candidates(sunday)
-    return {
-        "week": sunday.isoformat(),
-        "candidates": [to_jsonable(row) | pane_row(row) for row in rows],
-    }
+    return ReviewOut(week=sunday, candidates=service.candidates(sunday))
 
 
 @router.post("/{week}/decisions", dependencies=[Operator], summary="Promote or hold a candidate")
-def decide(week: date, body: DecisionIn, service: Service) -> dict[str, Any]:
+def decide(week: date, body: DecisionIn, service: Service) -> DecisionOut:
     sunday = _sunday(week)
     service.decide(body.behavior, sunday, body.decision, body.by)
-    return {"week": sunday.isoformat(), "behavior": body.behavior, "decision": body.decision.value}
+    return DecisionOut(week=sunday, behavior=body.behavior, decision=body.decision)
 
 
 @router.post("/{week}/close", dependencies=[Operator], summary="Close the Sunday review")
-def close(week: date, service: Service) -> Any:
-    return to_jsonable(service.close_sunday(_sunday(week)))
+def close(week: date, service: Service) -> SundayCloseResult:
+    return service.close_sunday(_sunday(week))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
-from cleanday.ledger import LedgerService, RunReport
+from cleanday.ledger import LedgerService, ReportResult, RunReport
 from cleanday.service.deps import Operator, get_service
-from cleanday.service.serialize import to_jsonable
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 Service = Annotated[LedgerService, Depends(get_service)]
@@ -21,9 +20,8 @@ Service = Annotated[LedgerService, Depends(get_service)]
     summary="Report a finished run (201 first time, 200 when already reported)",
     responses={200: {"description": "already reported; nothing changed"}},
 )
-def report_run(body: RunReport, service: Service, response: Response) -> dict[str, Any]:
+def report_run(body: RunReport, service: Service, response: Response) -> ReportResult:
     result = service.report_run(body)
     if not result.recorded:
         response.status_code = status.HTTP_200_OK
-    payload: dict[str, Any] = to_jsonable(result)
-    return payload
+    return result
