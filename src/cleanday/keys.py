@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -9,15 +10,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, case, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, column, select, text
 from sqlmodel import Session
 
+from cleanday.db import is_sqlite, write_connection
 from cleanday.errors import BudgetExceeded, SecretResolutionError, UnknownBehaviorError
 from cleanday.router.tables import KeySpend, RoutingBinding
 
 REDACTED = "[redacted]"
+T = TypeVar("T")
 
 
 class Secret:
@@ -167,11 +171,196 @@ class KeyReport:
     period_end: datetime
 
 
-# spend of a row: a live reservation counts its estimate, anything else its actual cost
-_ROW_SPEND = case(
-    (KeySpend.status == "reserved", KeySpend.estimate_usd),  # type: ignore[arg-type]
-    else_=KeySpend.cost_usd,
+_AT = KeySpend.__table__.c.at.type  # type: ignore[attr-defined]
+_JSON = RoutingBinding.__table__.c.transports.type  # type: ignore[attr-defined]
+
+# The budget check runs before every model call: its statements are built once (text with
+# typed parameters), which keeps SQLAlchemy's per-statement construction off the hot path.
+_BINDING_COLUMNS = (
+    "SELECT behavior, key_ref, cap_usd, cadence, transports, guardrails, openrouter_key_hash, "
+    "preset_slug FROM routing_bindings WHERE behavior = :behavior"
 )
+SQL_BINDING = text(_BINDING_COLUMNS).columns(
+    column("behavior"),
+    column("key_ref"),
+    column("cap_usd"),
+    column("cadence"),
+    column("transports", _JSON),
+    column("guardrails", _JSON),
+    column("openrouter_key_hash"),
+    column("preset_slug"),
+)
+_SQL_BINDING_FOR_UPDATE = text(_BINDING_COLUMNS + " FOR UPDATE").columns(
+    column("behavior"),
+    column("key_ref"),
+    column("cap_usd"),
+    column("cadence"),
+    column("transports", _JSON),
+    column("guardrails", _JSON),
+    column("openrouter_key_hash"),
+    column("preset_slug"),
+)
+# A live reservation counts its estimate, anything else its actual cost. A reservation older
+# than RESERVATION_TTL belongs to a process that died mid-call (no call lasts that long: the
+# longest timeout class is minutes), so it stops holding budget.
+RESERVATION_TTL = timedelta(minutes=15)
+_SPENT_SQL = (
+    "SELECT COALESCE(SUM(CASE WHEN status = 'reserved' THEN "
+    "(CASE WHEN at >= :live_since THEN estimate_usd ELSE 0 END) ELSE cost_usd END), 0) "
+    "FROM key_spend WHERE behavior = :behavior AND at >= :start AND at < :end"
+)
+_SQL_SPENT = text(_SPENT_SQL).bindparams(
+    bindparam("start", type_=_AT), bindparam("end", type_=_AT), bindparam("live_since", type_=_AT)
+)
+_SQL_RESERVE = text(
+    "INSERT INTO key_spend (behavior, at, run_id, transport, model, estimate_usd, cost_usd, "
+    "status, tokens_in, tokens_out) VALUES (:behavior, :at, :run_id, :transport, :model, "
+    ":estimate, 0, 'reserved', 0, 0) RETURNING id"
+).bindparams(bindparam("at", type_=_AT))
+_SQL_LATEST_PRESET = (
+    "SELECT version, content_hash, source, created_at, content FROM preset_versions "
+    "WHERE behavior = {p} ORDER BY version DESC LIMIT 1"
+)
+
+
+_SQL_LATEST_PRESET_SA = text(_SQL_LATEST_PRESET.format(p=":behavior")).columns(
+    column("version"),
+    column("content_hash"),
+    column("source"),
+    column("created_at", _AT),
+    column("content", _JSON),
+)
+_SETTLE_SQL = (
+    "UPDATE key_spend SET cost_usd = :cost, status = :status, tokens_in = :tokens_in, "
+    "tokens_out = :tokens_out, settled_at = :settled_at, transport = COALESCE(:transport, "
+    "transport), model = COALESCE(:model, model) WHERE id = :id"
+)
+_SQL_SETTLE = text(
+    "UPDATE key_spend SET cost_usd = :cost, status = :status, tokens_in = :tokens_in, "
+    "tokens_out = :tokens_out, settled_at = :settled_at, transport = COALESCE(:transport, "
+    "transport), model = COALESCE(:model, model) WHERE id = :id"
+).bindparams(bindparam("settled_at", type_=_AT))
+
+
+@dataclass(frozen=True)
+class BindingRow:
+    """A behavior's routing binding as read on the hot path (no secret: a reference)."""
+
+    behavior: str
+    key_ref: str
+    cap_usd: float
+    cadence: str
+    transports: list[str]
+    guardrails: dict[str, Any]
+    openrouter_key_hash: str | None
+    preset_slug: str | None
+
+
+@dataclass(frozen=True)
+class PresetHead:
+    """The latest preset version's row; `content` is JSON text or already a dict."""
+
+    version: int
+    content_hash: str
+    source: str
+    created_at: datetime
+    content: Any
+
+
+def _sqlite_ts(dt: datetime) -> str:
+    # the text form SQLAlchemy stores a DateTime in on SQLite, so that comparisons line up
+    return _utc(dt).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class SqliteTx:
+    """The hot-path statements straight on the sqlite3 cursor: SQLAlchemy's per-statement
+    machinery costs more than SQLite itself here, on every model call."""
+
+    def __init__(self, cur: Any) -> None:
+        self.cur = cur
+
+    def binding(self, behavior: str) -> BindingRow | None:
+        self.cur.execute(_BINDING_COLUMNS.replace(":behavior", "?"), (behavior,))
+        row = self.cur.fetchone()
+        if row is None:
+            return None
+        return BindingRow(
+            row[0],
+            row[1],
+            float(row[2]),
+            row[3],
+            json.loads(row[4]),
+            json.loads(row[5]),
+            row[6],
+            row[7],
+        )
+
+    def latest_preset(self, behavior: str) -> PresetHead | None:
+        self.cur.execute(_SQL_LATEST_PRESET.format(p="?"), (behavior,))
+        row = self.cur.fetchone()
+        if row is None:
+            return None
+        created = datetime.fromisoformat(row[3])
+        return PresetHead(
+            row[0],
+            row[1],
+            row[2],
+            created if created.tzinfo else created.replace(tzinfo=UTC),
+            row[4],
+        )
+
+    def spent(self, behavior: str, start: datetime, end: datetime, live_since: datetime) -> float:
+        self.cur.execute(
+            _SPENT_SQL.replace(":behavior", "?1")
+            .replace(":start", "?2")
+            .replace(":end", "?3")
+            .replace(":live_since", "?4"),
+            (behavior, _sqlite_ts(start), _sqlite_ts(end), _sqlite_ts(live_since)),
+        )
+        return float(self.cur.fetchone()[0])
+
+    def insert_reservation(self, values: dict[str, Any]) -> int:
+        self.cur.execute(
+            "INSERT INTO key_spend (behavior, at, run_id, transport, model, estimate_usd, "
+            "cost_usd, status, tokens_in, tokens_out) VALUES (?, ?, ?, ?, ?, ?, 0, 'reserved', "
+            "0, 0)",
+            (
+                values["behavior"],
+                _sqlite_ts(values["at"]),
+                values["run_id"],
+                values["transport"],
+                values["model"],
+                values["estimate"],
+            ),
+        )
+        return int(self.cur.lastrowid)
+
+
+class SqlAlchemyTx:
+    """The same statements through SQLAlchemy (PostgreSQL), the binding row locked."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def binding(self, behavior: str) -> BindingRow | None:
+        row = self.conn.execute(_SQL_BINDING_FOR_UPDATE, {"behavior": behavior}).first()
+        if row is None:
+            return None
+        return BindingRow(**{**row._asdict(), "cap_usd": float(row.cap_usd)})
+
+    def latest_preset(self, behavior: str) -> PresetHead | None:
+        row = self.conn.execute(_SQL_LATEST_PRESET_SA, {"behavior": behavior}).first()
+        return PresetHead(*row) if row is not None else None
+
+    def spent(self, behavior: str, start: datetime, end: datetime, live_since: datetime) -> float:
+        params = {"behavior": behavior, "start": start, "end": end, "live_since": live_since}
+        return float(self.conn.execute(_SQL_SPENT, params).scalar_one())
+
+    def insert_reservation(self, values: dict[str, Any]) -> int:
+        return int(self.conn.execute(_SQL_RESERVE, values).scalar_one())
+
+
+LedgerTx = SqliteTx | SqlAlchemyTx
 
 
 class SpendStore:
@@ -191,36 +380,37 @@ class SpendStore:
         self.clock = clock or (lambda: datetime.now(UTC))
 
     @contextmanager
-    def _locked(self, behavior: str) -> Iterator[tuple[Connection, RoutingBinding]]:
-        with self.engine.connect() as conn:
-            stmt = select(RoutingBinding).where(RoutingBinding.behavior == behavior)  # type: ignore[arg-type]
-            if self.engine.dialect.name == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
-                stmt = stmt.with_for_update()
-            row = conn.execute(stmt).first()
-            if row is None:
-                conn.rollback()
-                raise UnknownBehaviorError(
-                    f"behavior {behavior!r} has no model key bound; register its Work Order first"
-                )
-            binding = RoutingBinding.model_validate(row._mapping)
-            try:
-                yield conn, binding
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
+    def _tx(self, behavior: str) -> Iterator[tuple[LedgerTx, BindingRow]]:
+        """One reservation at a time per key: SQLite's write lock (BEGIN IMMEDIATE), or on
+        PostgreSQL the binding row locked FOR UPDATE."""
+        if is_sqlite(self.engine):
+            with self.engine.connect() as sa_conn:
+                cur = sa_conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    tx: LedgerTx = SqliteTx(cur)
+                    yield tx, self._must(tx.binding(behavior), behavior)
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                cur.execute("COMMIT")
+            return
+        with write_connection(self.engine) as conn:
+            tx = SqlAlchemyTx(conn)
+            yield tx, self._must(tx.binding(behavior), behavior)
+
+    @staticmethod
+    def _must(row: BindingRow | None, behavior: str) -> BindingRow:
+        if row is None:
+            raise UnknownBehaviorError(
+                f"behavior {behavior!r} has no model key bound; register its Work Order first"
+            )
+        return row
 
     def _spent(self, conn: Connection, behavior: str, start: datetime, end: datetime) -> float:
-        total = conn.execute(
-            select(func.coalesce(func.sum(_ROW_SPEND), 0.0)).where(
-                KeySpend.behavior == behavior,  # type: ignore[arg-type]
-                KeySpend.at >= _utc(start),  # type: ignore[arg-type]
-                KeySpend.at < _utc(end),  # type: ignore[arg-type]
-            )
-        ).scalar_one()
-        return float(total)
+        return SqlAlchemyTx(conn).spent(
+            behavior, _utc(start), _utc(end), _utc(self.clock()) - RESERVATION_TTL
+        )
 
     def reserve(
         self,
@@ -232,10 +422,29 @@ class SpendStore:
         model: str = "",
     ) -> Reservation:
         """Hold `estimate_usd` of the period's budget, or raise BudgetExceeded (no call made)."""
+        _, reservation = self.reserve_with(
+            behavior, lambda _tx, _row: (None, estimate_usd, transport, model), run_id=run_id
+        )
+        return reservation
+
+    def reserve_with(
+        self,
+        behavior: str,
+        prepare: Callable[[LedgerTx, BindingRow], tuple[T, float, str, str]],
+        *,
+        run_id: str | None = None,
+    ) -> tuple[T, Reservation]:
+        """Reserve under the key's lock, asking `prepare(tx, binding)` for the estimate.
+
+        `prepare` returns (anything, estimate, transport, model); it may read through `tx`
+        (the preset) and may raise (a policy violation, say), in which case nothing is
+        reserved. One transaction instead of two keeps the check cheap on every call.
+        """
         now = self.clock()
-        with self._locked(behavior) as (conn, binding):
+        with self._tx(behavior) as (tx, binding):
+            result, estimate_usd, transport, model = prepare(tx, binding)
             start, end = period_bounds(binding.cadence, now, self.timezone)
-            spent = self._spent(conn, behavior, start, end)
+            spent = tx.spent(behavior, start, end, _utc(now) - RESERVATION_TTL)
             # a hair of tolerance so that a call landing exactly on the cap is allowed
             if spent + estimate_usd > binding.cap_usd + 1e-9:
                 reset_on = end.astimezone(ZoneInfo(self.timezone))
@@ -245,23 +454,17 @@ class SpendStore:
                     f"${binding.cap_usd:.2f}; no call was made. Raise the cap in the Work Order "
                     f"or wait for the period to reset on {reset_on:%Y-%m-%d}"
                 )
-            result = conn.execute(
-                KeySpend.__table__.insert().values(  # type: ignore[attr-defined]
-                    behavior=behavior,
-                    at=_utc(now),
-                    run_id=run_id,
-                    transport=transport,
-                    model=model,
-                    estimate_usd=estimate_usd,
-                    cost_usd=0.0,
-                    status="reserved",
-                    tokens_in=0,
-                    tokens_out=0,
-                )
+            pk = tx.insert_reservation(
+                {
+                    "behavior": behavior,
+                    "at": _utc(now),
+                    "run_id": run_id,
+                    "transport": transport,
+                    "model": model,
+                    "estimate": estimate_usd,
+                }
             )
-            pk = result.inserted_primary_key
-            assert pk is not None
-            return Reservation(id=int(pk[0]), behavior=behavior, estimate_usd=estimate_usd)
+            return result, Reservation(id=pk, behavior=behavior, estimate_usd=estimate_usd)
 
     def settle(
         self,
@@ -275,20 +478,44 @@ class SpendStore:
         tokens_out: int = 0,
     ) -> None:
         """Replace the reservation's estimate with what the call actually cost."""
-        values: dict[str, object] = {
-            "cost_usd": cost_usd,
-            "status": status,
-            "tokens_in": tokens_in,
-            "tokens_out": tokens_out,
-            "settled_at": _utc(self.clock()),
-        }
-        if transport is not None:
-            values["transport"] = transport
-        if model is not None:
-            values["model"] = model
-        with self.engine.begin() as conn:
+        if is_sqlite(self.engine):
+            with self.engine.connect() as sa_conn:
+                cur = sa_conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    cur.execute(
+                        "UPDATE key_spend SET cost_usd = ?, status = ?, tokens_in = ?, "
+                        "tokens_out = ?, settled_at = ?, transport = COALESCE(?, transport), "
+                        "model = COALESCE(?, model) WHERE id = ?",
+                        (
+                            cost_usd,
+                            status,
+                            tokens_in,
+                            tokens_out,
+                            _sqlite_ts(self.clock()),
+                            transport,
+                            model,
+                            reservation.id,
+                        ),
+                    )
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                cur.execute("COMMIT")
+            return
+        with write_connection(self.engine) as conn:
             conn.execute(
-                update(KeySpend).where(KeySpend.id == reservation.id).values(**values)  # type: ignore[arg-type]
+                _SQL_SETTLE,
+                {
+                    "id": reservation.id,
+                    "cost": cost_usd,
+                    "status": status,
+                    "tokens_in": tokens_in,
+                    "tokens_out": tokens_out,
+                    "settled_at": _utc(self.clock()),
+                    "transport": transport,
+                    "model": model,
+                },
             )
 
     def release(self, reservation: Reservation, *, status: str = "released") -> None:

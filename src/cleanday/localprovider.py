@@ -292,12 +292,23 @@ def create_app(
 
 def run_local_provider(
     host: str = "127.0.0.1",
-    port: int = 8799,
+    port: int | None = None,
     scripts_path: Path | None = None,
     spec_path: Path | None = None,
 ) -> None:
-    """Serve the local provider until interrupted (the embedded stack runs this)."""
-    uvicorn.run(create_app(scripts_path, spec_path), host=host, port=port, log_level="warning")
+    """Serve the local provider until interrupted (the embedded stack runs this).
+
+    Defaults come from the settings: CLEANDAY_LOCAL_PROVIDER_PORT, the scripts in
+    `<behaviors dir>/local_scripts.yaml`, and CLEANDAY_OPENROUTER_SPEC for the description.
+    """
+    from cleanday.config import get_settings
+
+    settings = get_settings()
+    app = create_app(
+        scripts_path or settings.behaviors_dir / "local_scripts.yaml",
+        spec_path or settings.openrouter_spec,
+    )
+    uvicorn.run(app, host=host, port=port or settings.local_provider_port, log_level="warning")
 
 
 class ServerThread:

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from cleanday.domain import Tier
 from cleanday.errors import ConfigError, UnknownBehaviorError
+from cleanday.keys import LedgerTx, SqlAlchemyTx
 from cleanday.router.tables import PresetPublication, PresetVersionRow
 from cleanday.workorder import PresetSpec
 
@@ -90,6 +91,7 @@ class PresetStore:
     def __init__(self, engine: Engine, clock: Callable[[], datetime] | None = None) -> None:
         self.engine = engine
         self.clock = clock or (lambda: datetime.now(UTC))
+        self._parsed: dict[tuple[str, int, str], PresetVersion] = {}
 
     def _now(self) -> datetime:
         return self.clock().astimezone(UTC)
@@ -135,14 +137,34 @@ class PresetStore:
             .limit(1)
         ).first()
 
-    def current(self, behavior: str) -> PresetVersion:
-        with Session(self.engine) as session:
-            row = self._latest_row(session, behavior)
-        if row is None:
+    def current(self, behavior: str, tx: LedgerTx | None = None) -> PresetVersion:
+        """The latest version. Read on every model call (inside the budget transaction when
+        `tx` is given), so the parsed spec is cached by version and content hash."""
+        if tx is None:
+            with self.engine.connect() as conn:
+                return self.current(behavior, SqlAlchemyTx(conn))
+        head = tx.latest_preset(behavior)
+        if head is None:
             raise UnknownBehaviorError(
                 f"behavior {behavior!r} has no preset; register its Work Order first"
             )
-        return _row_to_version(row)
+        key = (behavior, head.version, head.content_hash)
+        cached = self._parsed.get(key)
+        if cached is None:
+            content = head.content if isinstance(head.content, dict) else json.loads(head.content)
+            created = head.created_at
+            cached = PresetVersion(
+                behavior=behavior,
+                version=head.version,
+                content_hash=head.content_hash,
+                spec=PresetSpec.model_validate(content),
+                source=head.source,
+                created_at=created if created.tzinfo else created.replace(tzinfo=UTC),
+            )
+            if len(self._parsed) > 1024:
+                self._parsed.clear()
+            self._parsed[key] = cached
+        return cached
 
     def get(self, behavior: str, version: int) -> PresetVersion:
         with Session(self.engine) as session:
@@ -160,6 +182,28 @@ class PresetStore:
                     f"(it has {count}); see `cleanday preset history {behavior}`"
                 )
         return _row_to_version(row)
+
+    def remote_version(self, behavior: str, version: int) -> int | None:
+        """OpenRouter's version number for this version, once published there."""
+        with Session(self.engine) as session:
+            row = session.exec(
+                select(PresetVersionRow).where(
+                    PresetVersionRow.behavior == behavior, PresetVersionRow.version == version
+                )
+            ).first()
+            return row.remote_version if row else None
+
+    def set_remote_version(self, behavior: str, version: int, remote: int) -> None:
+        with Session(self.engine) as session:
+            row = session.exec(
+                select(PresetVersionRow).where(
+                    PresetVersionRow.behavior == behavior, PresetVersionRow.version == version
+                )
+            ).first()
+            if row is not None:
+                row.remote_version = remote
+                session.add(row)
+                session.commit()
 
     def history(self, behavior: str) -> list[PresetVersion]:
         with Session(self.engine) as session:
@@ -205,8 +249,14 @@ class PresetStore:
     def publish_for_tier(
         self, behavior: str, tier: Tier, reason: str = "promotion"
     ) -> PresetVersion:
-        """Promotion: the current version becomes the one published for `tier`."""
+        """Promotion to `tier`: the current version becomes the one published for it.
+
+        It is also the version that ran clean at the tier below long enough to be promoted, so
+        it is recorded there too: a later demotion back to that tier restores it.
+        """
         current = self.current(behavior)
+        if reason == "promotion" and tier != Tier.A:
+            self._publish_row(behavior, tier.down(), current.version, "clean at promotion")
         self._publish_row(behavior, tier, current.version, reason)
         return current
 

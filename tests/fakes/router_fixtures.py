@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,59 +9,30 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 
 from cleanday.config import Settings
+from cleanday.db import make_engine, migrate
 from cleanday.keys import SecretResolver, SpendStore
-from cleanday.localprovider import ServerThread, create_app
+from cleanday.localprovider import DEFAULT_SPEC, ServerThread, create_app, validator_for
 from cleanday.presets import PresetStore
 from cleanday.router import Router, RouterConfig
-from cleanday.router.tables import ROUTING_TABLES, SQLModel
 from cleanday.workorder import WorkOrder
 
 CANARY = "test-canary-3f9a-do-not-leak-7c21"
-POSTGRES_URL = os.environ.get(
-    "CLEANDAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 
-def _postgres_engine() -> Iterator[Engine]:
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"cleanday_router_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {type(exc).__name__}")
-    engine = create_engine(POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}", pool_size=25)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def routing_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A fresh ledger database with the routing tables, on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        engine = create_engine(f"sqlite:///{tmp_path / 'ledger.db'}", pool_size=25)
-        SQLModel.metadata.create_all(engine, tables=ROUTING_TABLES)
-        yield engine
-        engine.dispose()
-    else:
-        for engine in _postgres_engine():
-            SQLModel.metadata.create_all(engine, tables=ROUTING_TABLES)
-            yield engine
+@pytest.fixture
+def routing_engine(engine: Engine) -> Engine:
+    """The shared migrated ledger database (tests/conftest.py), on SQLite and PostgreSQL."""
+    return engine
 
 
 @pytest.fixture
 def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'ledger.db'}", pool_size=25)
-    SQLModel.metadata.create_all(engine, tables=ROUTING_TABLES)
+    """A migrated SQLite ledger only, for tests about logic rather than the back end."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    migrate(engine)
     yield engine
     engine.dispose()
 
@@ -90,6 +59,10 @@ class Provider:
 
 
 def _provider(cost_usd: float = 0.0, scripts: Path | None = None) -> Iterator[Provider]:
+    # compile the validators before serving, so no test's first request waits for the
+    # 1.3 MB description to load (a timeout test would see that as a slow provider)
+    validator_for(DEFAULT_SPEC, "ChatRequest")
+    validator_for(DEFAULT_SPEC, "MessagesRequest")
     server = ServerThread(create_app(scripts, cost_usd=cost_usd)).start()
     try:
         yield Provider(server)
@@ -203,3 +176,10 @@ def make_router(
 def fixed_clock(at: datetime) -> Callable[[], datetime]:
     assert at.tzinfo is not None
     return lambda: at.astimezone(UTC)
+
+
+@pytest.fixture
+def local_provider(tmp_path: Path) -> Iterator[Provider]:
+    """The local model provider on a free port in a thread, with `behaviors` scripts from
+    `tmp_path / "local_scripts.yaml"` (write it before the first request)."""
+    yield from _provider(scripts=tmp_path / "local_scripts.yaml")

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import threading
+import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -14,7 +17,7 @@ from sqlalchemy import Engine, text
 
 from cleanday.domain import Tier
 from cleanday.errors import BudgetExceeded, RegistrationError, SecretResolutionError
-from cleanday.keys import Reservation, SecretResolver, SpendStore, period_bounds
+from cleanday.keys import SecretResolver, SpendStore, period_bounds
 from cleanday.router import RouterConfig
 from tests.fakes.router_fixtures import (
     CANARY,
@@ -26,6 +29,7 @@ from tests.fakes.router_fixtures import (
     primary,
     routing_engine,
     secondary,
+    sqlite_engine,
     work_order,
 )
 
@@ -91,21 +95,22 @@ async def test_every_attempt_reserves_before_it_is_sent(
 
     router = make_router(config=PRICED, sleep=no_sleep)
     router.bind_local(work_order())
-    reserved: list[str] = []
-    real = router.spend.reserve
-
-    def spy(behavior: str, estimate: float, **kw: object) -> Reservation:
-        reserved.append(str(kw["transport"]))
-        return real(behavior, estimate, **kw)  # type: ignore[arg-type]
-
-    router.spend.reserve = spy  # type: ignore[method-assign]
     primary.fault("seo_audit", "429", count=2)
     done = await router.complete("seo_audit", Tier.A, HELLO)
     assert [a.status for a in done.attempts] == [429, 429, 200]
     primary.fault("seo_audit", "500")
     done = await router.complete("seo_audit", Tier.A, HELLO)
     assert done.fell_back
-    assert reserved == ["openrouter"] * 3 + ["openrouter", "anthropic"]
+    # one reservation per request sent, each settled with its cost or released
+    with router.engine.connect() as conn:
+        rows = conn.execute(text("select transport, status from key_spend order by id")).all()
+    assert [tuple(r) for r in rows] == [
+        ("openrouter", "released"),
+        ("openrouter", "released"),
+        ("openrouter", "settled"),
+        ("openrouter", "released"),
+        ("anthropic", "settled"),
+    ]
 
 
 def test_month_rolls_over_at_midnight_in_the_ledger_time_zone(routing_engine: Engine) -> None:
@@ -236,3 +241,61 @@ def test_unresolvable_reference_names_the_reference_never_a_value(tmp_path: obje
     assert secret.reveal() == CANARY
     assert CANARY not in repr(secret) and CANARY not in str(secret)
     assert resolver.redactor(f"boom {CANARY} boom") == "boom [redacted] boom"
+
+
+def _bind_plain(engine: Engine, cap: float = 1.0, cadence: str = "month") -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "insert into routing_bindings (behavior, key_ref, cap_usd, cadence, transports, "
+                "guardrails, bound_at, updated_at) values ('b', 'env:K', :cap, :cadence, '[]', "
+                "'{}', :t, :t)"
+            ),
+            {"t": datetime(2026, 10, 1), "cap": cap, "cadence": cadence},
+        )
+
+
+def test_reservation_of_a_process_that_died_stops_holding_budget(routing_engine: Engine) -> None:
+    _bind_plain(routing_engine)
+    now = [datetime(2026, 11, 10, 12, 0, tzinfo=UTC)]
+    store = SpendStore(routing_engine, clock=lambda: now[0])
+    store.reserve("b", 0.9)  # never settled: its process died
+    with pytest.raises(BudgetExceeded):
+        store.reserve("b", 0.2)
+    now[0] += timedelta(minutes=16)
+    store.reserve("b", 0.2)
+    assert store.spend("b") == pytest.approx(0.2)
+
+
+def _reserve_in_child(url: str, n: int, start: float, out: Any) -> None:
+    from cleanday.db import make_engine
+
+    engine = make_engine(url)
+    store = SpendStore(engine)
+    while time.time() < start:
+        time.sleep(0.001)
+    granted = 0
+    for _ in range(n):
+        try:
+            store.reserve("b", 0.05)
+            granted += 1
+        except BudgetExceeded:
+            pass
+    out.put(granted)
+    engine.dispose()
+
+
+def test_reservations_from_several_processes_never_pass_the_cap(sqlite_engine: Engine) -> None:
+    _bind_plain(sqlite_engine)
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    start = time.time() + 1.0
+    procs = [ctx.Process(target=_reserve_in_child, args=(url, 8, start, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    granted = sum(out.get(timeout=5) for _ in procs)
+    assert granted == 20  # 20 x 0.05 = 1.00 of the 32 attempts
+    assert SpendStore(sqlite_engine).spend("b") == pytest.approx(1.0)

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
+from cleanday.config import Settings
 from cleanday.domain import Tier
 from cleanday.errors import (
     BudgetExceeded,
@@ -18,7 +20,7 @@ from cleanday.errors import (
     RateLimited,
     RoutingError,
 )
-from cleanday.router import RouterConfig
+from cleanday.router import ModelInfo, Router, RouterConfig
 from cleanday.router.tables import ROUTING_TABLES
 from cleanday.workorder import Guardrails
 from tests.fakes.router_fixtures import (
@@ -328,3 +330,49 @@ async def test_canary_secret_never_reaches_database_logs_or_errors(
     assert len(texts) > 5
     for t in texts:
         assert CANARY not in t
+
+
+async def test_anthropic_cost_is_tokens_times_the_configured_price(
+    make_router: MakeRouter, secondary: Provider
+) -> None:
+    config = RouterConfig(
+        models={"anthropic/*": ModelInfo(input_per_mtok=3.0, output_per_mtok=15.0)}
+    )
+    router = make_router(config=config)
+    router.bind_local(work_order(transports={"order": ["anthropic"]}))
+    done = await router.complete("seo_audit", Tier.A, HELLO)
+    assert done.tokens_in > 0 and done.tokens_out > 0
+    assert done.cost_usd > 0
+    assert done.cost_usd == pytest.approx((done.tokens_in * 3 + done.tokens_out * 15) / 1e6)
+    assert router.spend.spend("seo_audit") == pytest.approx(done.cost_usd)
+
+
+async def test_timeout_class_is_derived_from_model_metadata_when_the_preset_is_silent(
+    make_router: MakeRouter, primary: Provider
+) -> None:
+    config = RouterConfig(
+        timeouts={"fast": 0.3, "reasoning": 3.0},
+        models={"anthropic/test-*": ModelInfo(timeout_class="reasoning")},
+    )
+    router = make_router(config=config)
+    router.bind_local(work_order(transports={"order": ["openrouter"]}))
+    primary.fault("seo_audit", "slow", delay_s=0.8)
+    done = await router.complete("seo_audit", Tier.A, HELLO)  # would time out as "fast"
+    assert done.transport == "openrouter" and not done.fell_back
+
+
+async def test_a_worker_builds_the_router_from_the_database_url_alone(
+    make_router: MakeRouter, primary: Provider, routing_engine: Engine, tmp_path: Path
+) -> None:
+    make_router().bind_local(work_order(transports={"order": ["local"]}))
+    settings = Settings.model_validate(
+        {
+            "DATABASE_URL": routing_engine.url.render_as_string(hide_password=False),
+            "CLEANDAY_LOCAL_PROVIDER_URL": primary.url + "/v1",
+            "CLEANDAY_DATA_DIR": str(tmp_path),
+        }
+    )
+    worker_router = Router.from_settings(settings)
+    done = await worker_router.complete("seo_audit", Tier.B, HELLO, run_id="wf-1")
+    assert done.transport == "local"
+    worker_router.engine.dispose()

@@ -1,8 +1,34 @@
-"""The Router: one model call for a behavior, through its key, preset, guardrails and transports."""
+"""The Router: one model call for a behavior, through its key, preset, guardrails and transports.
+
+The decisions, in the order they are taken for a call:
+
+1. Read the behavior's binding (key reference, cap, cadence, transports, guardrails) and its
+   current preset version; apply the tier's parameter overrides.
+2. Plan the routes (the Work Order's transport order; Anthropic only for models it serves)
+   and check every guardrail against every route before anything is sent. A violation raises
+   PolicyViolation: the router never quietly drops to a route that happens to be allowed.
+3. Before *every* request (first try, 429 retry, fallback) reserve the call's estimate against
+   the key's cap under a database lock (BudgetExceeded, nothing sent, when it would pass);
+   settle the reservation with the actual cost afterwards, or release it if nothing was charged.
+4. Send. 200 answers. 429 is retried on the same transport honouring Retry-After, at most
+   `rate_limit_attempts` (3) requests in all, then RateLimited (a documented failure; no
+   fallback, since another transport would only hide a rate problem of this behavior's key).
+   402, 408, 5xx, timeouts, connection errors and unparseable bodies fall back to the next
+   transport. 400, 401, 403, 404, 422 and any other 4xx raise ProviderRefused: no fallback.
+5. A 402 is a budget signal even when a fallback answered: the attempt is kept in
+   `Completion.attempts` (so `Completion.budget_refused` is true) and the reservation is marked
+   `refused_402`; the runtime reports the budget gate failed for that run. When no fallback
+   answers after a 402 the call raises BudgetExceeded. Every fallback sets
+   `Completion.fell_back` for the anomaly detector.
+
+Every error carries `.attempts`; texts that came from a provider pass through the redactor, so
+a provider that echoes a key back never puts it into an exception, a log line or a table.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import json
 import logging
@@ -12,13 +38,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy import Engine
-from sqlmodel import Session, create_engine, select
+from sqlalchemy import Connection, Engine
+from sqlmodel import Session, select
 
 from cleanday.config import Settings
+from cleanday.db import make_engine
 from cleanday.domain import Tier
 from cleanday.errors import (
     BudgetExceeded,
@@ -30,7 +57,16 @@ from cleanday.errors import (
     RoutingError,
     UnknownBehaviorError,
 )
-from cleanday.keys import Redactor, Reservation, Secret, SecretResolver, SpendStore
+from cleanday.keys import (
+    SQL_BINDING,
+    BindingRow,
+    LedgerTx,
+    Redactor,
+    Reservation,
+    Secret,
+    SecretResolver,
+    SpendStore,
+)
 from cleanday.presets import PresetStore, PresetVersion
 from cleanday.router.config import RouterConfig, load_router_config
 from cleanday.router.guardrails import Route, check_routes, effective_guardrails
@@ -40,6 +76,7 @@ from cleanday.router.types import Attempt, Completion
 from cleanday.workorder import WorkOrder
 
 log = logging.getLogger("cleanday.router")
+_T = TypeVar("_T")
 
 # statuses after which the next transport is tried; anything else 4xx is a refusal
 _FALL_BACK = frozenset({402, 408, 500, 502, 503, 504, 524, 529})
@@ -68,11 +105,23 @@ def _retry_after(value: str | None, default: float, cap: float) -> float:
     try:
         seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        if parsed is None:
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
             return default
         seconds = (parsed - datetime.now(UTC)).total_seconds()
     return max(0.0, min(seconds, cap))
+
+
+@dataclass
+class _Plan:
+    binding: RoutingBinding
+    version: PresetVersion
+    params: dict[str, Any]
+    require_zdr: bool
+    routes: list[Route]
+    timeout: float
+    first_reservation: Reservation | None = None
 
 
 @dataclass
@@ -112,17 +161,29 @@ class Router:
         self.config = config or load_router_config(settings.router_config)
         self._sleep = sleep
         self.engine: Engine = spend_store.engine
+        self._inline_db = self.engine.dialect.name == "sqlite"
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine | None = None) -> Router:
         """Everything from DATABASE_URL and the environment: what a worker process needs."""
-        engine = engine or create_engine(settings.resolved_database_url)
+        engine = engine or make_engine(settings.resolved_database_url)
         return cls(
             settings,
             SpendStore(engine, timezone=settings.timezone),
             PresetStore(engine),
             SecretResolver(),
         )
+
+    async def _db(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        """Run a short ledger transaction.
+
+        On SQLite it runs inline: a local write takes well under a millisecond, while a hop to a
+        worker thread and back costs as much again on a busy machine, on every call. PostgreSQL
+        is across a network, so its transactions go to a worker thread.
+        """
+        if self._inline_db:
+            return fn(*args, **kwargs)
+        return await asyncio.to_thread(fn, *args, **kwargs)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -175,29 +236,43 @@ class Router:
 
     async def bind(self, work_order: WorkOrder) -> PresetVersion:
         """Bind a behavior; with OPENROUTER_MANAGEMENT_KEY also provision its OpenRouter key
-        (limit = cap, reset = cadence) and publish its preset version there."""
+        (limit = cap, reset = cadence) and publish its preset version there.
+
+        Safe to repeat (a worker binds every behavior when it starts): the key is created once
+        and updated only when the cap or cadence changed; a version is published once.
+        """
+        name = work_order.name
+        try:
+            previous: RoutingBinding | None = self._binding(name)
+        except UnknownBehaviorError:
+            previous = None
         version = self.bind_local(work_order)
         management = self._management()
         if management is None or "openrouter" not in work_order.transports.order:
             return version
-        binding = self._binding(work_order.name)
-        key_hash = binding.openrouter_key_hash
+        key = work_order.key
+        key_hash = previous.openrouter_key_hash if previous else None
         if key_hash is None:
             key_hash, secret = await management.create_key(
-                f"cleanday {work_order.name}", work_order.key.cap_usd, work_order.key.cadence
+                f"cleanday {name}", key.cap_usd, key.cadence
             )
-            self._store_provisioned_key(work_order.name, secret)
-        else:
-            await management.update_key(key_hash, work_order.key.cap_usd, work_order.key.cadence)
-        slug = preset_slug(work_order.name)
-        await management.publish_preset(slug, self._preset_body(version, Tier.A))
+            self._store_provisioned_key(name, secret)
+        elif previous is not None and (previous.cap_usd, previous.cadence) != (
+            key.cap_usd,
+            key.cadence,
+        ):
+            await management.update_key(key_hash, key.cap_usd, key.cadence)
+        slug = preset_slug(name)
         with Session(self.engine) as session:
-            row = session.get(RoutingBinding, work_order.name)
+            row = session.get(RoutingBinding, name)
             assert row is not None
             row.openrouter_key_hash = key_hash
             row.preset_slug = slug
             session.add(row)
             session.commit()
+        if self.presets.remote_version(name, version.version) is None:
+            remote = await management.publish_preset(slug, self._preset_body(version, Tier.A))
+            self.presets.set_remote_version(name, version.version, remote or 0)
         return version
 
     def _provisioned_key_path(self, behavior: str) -> Path:
@@ -251,15 +326,44 @@ class Router:
             body["provider"] = dict(spec.provider)
         return body
 
-    def _binding(self, behavior: str) -> RoutingBinding:
-        with Session(self.engine) as session:
-            binding = session.get(RoutingBinding, behavior)
-            if binding is None:
-                raise UnknownBehaviorError(
-                    f"behavior {behavior!r} has no model key bound; register its Work Order first"
-                )
-            session.expunge(binding)
-            return binding
+    def _binding(self, behavior: str, conn: Connection | None = None) -> RoutingBinding:
+        if conn is None:
+            with self.engine.connect() as own:
+                return self._binding(behavior, own)
+        row = conn.execute(SQL_BINDING, {"behavior": behavior}).first()
+        if row is None:
+            raise UnknownBehaviorError(
+                f"behavior {behavior!r} has no model key bound; register its Work Order first"
+            )
+        return RoutingBinding.model_construct(**row._asdict())
+
+    def _prepare(
+        self,
+        behavior: str,
+        tier: Tier,
+        messages: list[dict[str, Any]],
+        run_id: str | None,
+    ) -> _Plan:
+        """Everything before the first request, in one transaction: read the binding and preset,
+        plan the routes, check the guardrails, reserve the first estimate."""
+
+        def plan_under_lock(tx: LedgerTx, row: BindingRow) -> tuple[_Plan, float, str, str]:
+            binding = RoutingBinding.model_construct(**dataclasses.asdict(row))
+            version = self.presets.current(behavior, tx)
+            params = version.parameters_for(tier)
+            guard = effective_guardrails(binding.guardrails, self.config)
+            routes = self._routes(binding, version)
+            check_routes(behavior, routes, guard, self.config, params)
+            plan = _Plan(
+                binding, version, params, guard.require_zdr, routes, self._timeout(version)
+            )
+            first = routes[0]
+            estimate = self._estimate(first, messages, params, version.spec.system_prompt)
+            return plan, estimate, first.transport, first.model
+
+        plan, reservation = self.spend.reserve_with(behavior, plan_under_lock, run_id=run_id)
+        plan.first_reservation = reservation
+        return plan
 
     # --- planning --------------------------------------------------------------------
 
@@ -324,33 +428,31 @@ class Router:
         run_id: str | None = None,
     ) -> Completion:
         started = time.perf_counter()
-        binding = self._binding(behavior)
-        version = self.presets.current(behavior)
-        params = version.parameters_for(tier)
-        guard = effective_guardrails(binding.guardrails, self.config)
-        routes = self._routes(binding, version)
-        check_routes(behavior, routes, guard, self.config, params)
-        timeout = self._timeout(version)
+        plan = await self._db(self._prepare, behavior, tier, messages, run_id)
+        binding, version, params, timeout = plan.binding, plan.version, plan.params, plan.timeout
         attempts: list[Attempt] = []
         saw_402 = False
-        for index, route in enumerate(routes):
+        for index, route in enumerate(plan.routes):
             for tries in range(1, self.config.rate_limit_attempts + 1):
-                estimate = self._estimate(route, messages, params, version.spec.system_prompt)
                 # the gate runs before every request: first try, retry and fallback alike
-                reservation = await asyncio.to_thread(
-                    self.spend.reserve,
-                    behavior,
-                    estimate,
-                    run_id=run_id,
-                    transport=route.transport,
-                    model=route.model,
-                )
+                if plan.first_reservation is not None:
+                    reservation, plan.first_reservation = plan.first_reservation, None
+                else:
+                    estimate = self._estimate(route, messages, params, version.spec.system_prompt)
+                    reservation = await self._db(
+                        self.spend.reserve,
+                        behavior,
+                        estimate,
+                        run_id=run_id,
+                        transport=route.transport,
+                        model=route.model,
+                    )
                 outcome = await self._attempt(
                     binding,
                     route,
                     version,
                     params,
-                    guard.require_zdr,
+                    plan.require_zdr,
                     messages,
                     response_format,
                     timeout,
@@ -490,9 +592,11 @@ class Router:
             url = self.settings.openrouter_base_url.rstrip("/") + "/chat/completions"
             headers["Authorization"] = f"Bearer {self._secret_for(binding, 'openrouter').reveal()}"
             if binding.preset_slug:
-                # the published preset carries model, prompt and parameters
+                # the published preset carries model, prompt and fallbacks; the tier's
+                # parameters go with the request, which takes precedence over the preset's
                 body["model"] = f"@preset/{binding.preset_slug}"
                 body["messages"] = messages
+                body.update(params)
             else:
                 body.update(params)
                 body["model"] = route.model
@@ -538,7 +642,7 @@ class Router:
             except httpx.TransportError as exc:
                 return _Outcome(None, self.redact(f"connection error: {type(exc).__name__}"))
             if resp.status_code != 200:
-                await asyncio.to_thread(
+                await self._db(
                     self.spend.release,
                     reservation,
                     status="refused_402" if resp.status_code == 402 else "released",
@@ -553,7 +657,7 @@ class Router:
                 outcome = self._parse(route, resp.json())
             except (ValueError, KeyError, TypeError, IndexError):
                 return _Outcome(None, "malformed response body from provider")
-            await asyncio.to_thread(
+            await self._db(
                 self.spend.settle,
                 reservation,
                 outcome.cost_usd or 0.0,
@@ -566,7 +670,7 @@ class Router:
             return outcome
         finally:
             if not settled:
-                await asyncio.to_thread(self.spend.release, reservation)
+                await self._db(self.spend.release, reservation)
 
     def _parse(self, route: Route, data: dict[str, Any]) -> _Outcome:
         if route.transport == "anthropic":
@@ -577,7 +681,10 @@ class Router:
             tin = int(usage.get("input_tokens") or 0)
             tout = int(usage.get("output_tokens") or 0)
             model = str(data.get("model") or route.model)
-            return _Outcome(200, None, text, model, tin, tout, self._price(model, tin, tout))
+            # the price table is keyed by the preset's model name (route.models[0]); the
+            # Anthropic API answers with its own id for it
+            cost = self._price(route.models[0], tin, tout) or self._price(model, tin, tout)
+            return _Outcome(200, None, text, model, tin, tout, cost)
         message = data["choices"][0]["message"]
         content = message.get("content")
         text = content if isinstance(content, str) else json.dumps(content)
