@@ -7,7 +7,7 @@
 when given, else a hash of the action's kind, target and payload. An activity that retries
 `act` after a crash never writes twice. FileSink layout under `data_dir/sinks/<behavior>/`:
 - `append_log`: appends `<at> [<event id>] <line>` to the file `target` (payload: `line` or
-  `event`, optional `at`); an event id already in the file is not appended again;
+  `event`, optional `at`, "-" when absent); an event id already in the file is not appended again;
 - any other kind (write, publish, stage, propose, ...): writes `target` atomically (temp file +
   rename) with `payload["content"]` (text) or the payload as JSON;
 - `.receipts/<action id>` remembers what each action returned.
@@ -29,7 +29,7 @@ from cleanday.steps import Action
 
 APPEND_LOG = "append_log"
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
-_LOG_LINE = re.compile(r"^(?:\S+ )?\[([^\]\s]+)\] ")
+_LOG_LINE = re.compile(r"^\S+ \[([^\]\s]+)\] ")
 
 
 def logged_event_id(line: str) -> str | None:
@@ -124,8 +124,9 @@ class FileSink:
         line = payload.get("line")
         if line is None:
             line = json.dumps(payload.get("event", payload), sort_keys=True, default=str)
-        at = str(payload.get("at", ""))
-        entry = f"{at} [{event_id}] {str(line).replace(chr(10), ' ')}\n".lstrip()
+        # The time field is never empty, so a line's first bracket is always its event id.
+        at = re.sub(r"\s+", "_", str(payload.get("at") or "")) or "-"
+        entry = f"{at} [{event_id}] {' '.join(str(line).splitlines())}\n"
         path.parent.mkdir(parents=True, exist_ok=True)
         # The lock makes "is it there? then append" one step for every process sharing the file;
         # the scan is what keeps a retry after a crash between append and receipt from doubling.

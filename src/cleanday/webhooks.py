@@ -5,7 +5,8 @@ Senders sign with `sign(secret, body, timestamp)` and send two headers:
     X-Cleanday-Timestamp: <unix seconds>
     X-Cleanday-Signature: sha256=<hex digest>
 
-Receivers call `verify(secret, headers, body, now, seen)`; it returns the verified
+Receivers call `verify(secret, headers, body, now, seen)` (or `verify_for(trigger, ...)` to take
+the limits from a Work Order's webhook trigger); it returns the verified
 `Verified(timestamp, signature)` or raises `cleanday.errors.WebhookRejected` whose `.status` is
 the HTTP status to answer with:
 - 413 the body is larger than `max_body`;
@@ -29,6 +30,7 @@ from datetime import datetime
 from typing import Protocol
 
 from cleanday.errors import WebhookRejected
+from cleanday.workorder import WebhookTrigger
 
 TIMESTAMP_HEADER = "X-Cleanday-Timestamp"
 SIGNATURE_HEADER = "X-Cleanday-Signature"
@@ -145,3 +147,23 @@ def verify(
     if not seen.add_if_new(expected, timestamp):
         raise WebhookRejected(409, "this signature was already accepted: replay refused")
     return Verified(timestamp=timestamp, signature=expected)
+
+
+def verify_for(
+    trigger: WebhookTrigger,
+    secret: bytes,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: datetime,
+    seen: SeenSignatures,
+) -> Verified:
+    """`verify` with the tolerance and body limit the behavior's Work Order declares."""
+    return verify(
+        secret,
+        headers,
+        body,
+        now,
+        seen,
+        tolerance_s=trigger.tolerance_seconds,
+        max_body=trigger.max_body_bytes,
+    )

@@ -33,7 +33,9 @@ class GateContext:
     - `attempts`: how many attempts the run (or its last model call) made.
     - `rate_limited`: consecutive 429 answers that ended the run (3 = the documented failure).
     - `timed_out` / `timeout_class` / `timeout_s`: the run ran out of its timeout class.
-    - `input`: the run's input, scanned by sensitive_info when its `scan_input` option is on.
+    - `input`: the run's input as the step saw it (after `cleanday.gates.prepare_input`),
+      scanned by sensitive_info when its `scan_input` option is on. Pass it on every run, not
+      only failed ones, or input scanning has nothing to scan.
     """
 
     refusal: Refusal | None = None
@@ -44,6 +46,38 @@ class GateContext:
     timeout_class: str | None = None
     timeout_s: float | None = None
     input: dict[str, Any] | None = None
+
+    @classmethod
+    def from_failure(
+        cls,
+        kind: str,
+        message: str,
+        *,
+        attempts: int = 1,
+        input: dict[str, Any] | None = None,
+        timeout_class: str | None = None,
+        timeout_s: float | None = None,
+    ) -> GateContext:
+        """The context for a failure known only by its type name and message, as Temporal
+        reports an activity's exception (`ApplicationError.type`, `.message`)."""
+        gate = _REFUSAL_KINDS.get(kind)
+        if gate is not None:
+            prefix = f"gate {gate} failed: "
+            return cls(
+                refusal=Refusal(gate, message.removeprefix(prefix)), attempts=attempts, input=input
+            )
+        if kind == "RateLimited":
+            return cls(error=message, attempts=max(attempts, 3), rate_limited=3, input=input)
+        if kind in _TIMEOUT_KINDS:
+            return cls(
+                error=message,
+                attempts=attempts,
+                timed_out=True,
+                timeout_class=timeout_class,
+                timeout_s=timeout_s,
+                input=input,
+            )
+        return cls(error=f"{kind}: {message}" if kind else message, attempts=attempts, input=input)
 
     @classmethod
     def from_exception(
@@ -75,6 +109,10 @@ class GateContext:
                 input=input,
             )
         return cls(error=f"{type(exc).__name__}: {exc}", attempts=attempts, input=input)
+
+
+_REFUSAL_KINDS = {"BudgetExceeded": "budget", "PolicyViolation": "policy"}
+_TIMEOUT_KINDS = frozenset({"TimeoutError", "Timeout", "StartToClose", "ScheduleToClose"})
 
 
 @dataclass(frozen=True)

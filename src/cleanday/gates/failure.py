@@ -24,6 +24,8 @@ def check(c: GateCheck) -> Verdict:
     if ctx.error:
         plural = "attempt" if ctx.attempts == 1 else "attempts"
         return Verdict(False, f"run failed after {ctx.attempts} {plural}: {ctx.error}")
-    if c.result is None and ctx.refusal is None:
+    if ctx.refusal is not None:
+        return Verdict(True, f"no failure: the {ctx.refusal.gate} gate refused the call")
+    if c.result is None:
         return Verdict(False, "run produced no result and reported no error")
     return Verdict(True, "run finished")

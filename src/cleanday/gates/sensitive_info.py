@@ -11,10 +11,11 @@ in the input fails the gate in either mode; `redact_input` lets the runtime clea
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,11 +49,6 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _is_card(text: str) -> bool:
-    digits = re.sub(r"[ -]", "", text)
-    return 13 <= len(digits) <= 19 and luhn_valid(digits)
-
-
 def _is_ipv4(text: str) -> bool:
     try:
         ipaddress.IPv4Address(text)
@@ -71,34 +67,91 @@ def _is_ipv6(text: str) -> bool:
     return True
 
 
+def _is_phone(text: str) -> bool:
+    # Ten digits is the shortest number with an area code; shorter digit groups are
+    # amounts ("12 500 000 users"), not phone numbers.
+    return 10 <= sum(ch.isdigit() for ch in text) <= 15
+
+
 Validator = Callable[[str], bool]
+Span = tuple[int, int]
+# A finder yields candidate spans; `taken` says whether a span overlaps an earlier finding.
+Finder = Callable[[str, Callable[[Span], bool]], Iterator[Span]]
+
+_DIGIT_RUN = re.compile(r"\d+(?:[ -]\d+)*")
+_DIGITS = re.compile(r"\d+")
+
+
+def _cards(text: str, taken: Callable[[Span], bool]) -> Iterator[Span]:
+    """Card numbers as people write them: 13-19 digits, alone or in groups of three or more
+    split by spaces or hyphens, passing the Luhn check. Every window of whole groups is tried,
+    so a card next to other numbers ("order 42 4111 1111 1111 1111") is still found."""
+    for run in _DIGIT_RUN.finditer(text):
+        groups = [
+            (run.start() + g.start(), run.start() + g.end(), g.group(0))
+            for g in _DIGITS.finditer(run.group(0))
+        ]
+        i = 0
+        while i < len(groups):
+            # windows of whole groups starting at i that hold at most 19 digits, longest first
+            windows: list[tuple[int, str]] = []
+            digits = ""
+            for j in range(i, len(groups)):
+                # written cards group their digits by 4 (Amex 4-6-5); "1 2 3 ..." is a list
+                if j > i and (len(groups[i][2]) < 4 or len(groups[j][2]) < 3):
+                    break
+                digits += groups[j][2]
+                if len(digits) > 19:
+                    break
+                windows.append((j, digits))
+            for j, candidate in reversed(windows):
+                span = (groups[i][0], groups[j][1])
+                if len(candidate) >= 13 and luhn_valid(candidate) and not taken(span):
+                    yield span
+                    i = j
+                    break
+            i += 1
+
+
+def _regex(rx: re.Pattern[str], valid: Validator | None = None) -> Finder:
+    def find(text: str, taken: Callable[[Span], bool]) -> Iterator[Span]:
+        pos = 0
+        while (m := rx.search(text, pos)) is not None:
+            span = (m.start(), m.end())
+            if m.group(0) and (valid is None or valid(m.group(0))) and not taken(span):
+                yield span
+                pos = max(m.end(), m.start() + 1)
+            else:
+                # A rejected candidate may hide a shorter valid one that starts inside it.
+                pos = m.start() + 1
+
+    return find
+
 
 # Order matters: a span claimed by an earlier detector is not reported again by a later one
 # (a card number is not also a phone number).
-BUILTIN: dict[str, tuple[re.Pattern[str], Validator | None]] = {
-    "email": (
+BUILTIN: dict[str, Finder] = {
+    "email": _regex(
         re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}(?![\w-])"),
-        None,
     ),
-    "card": (re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), _is_card),
-    "ssn": (
+    "card": _cards,
+    "ssn": _regex(
         re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])"),
-        None,
     ),
-    "ipv6": (
+    "ipv6": _regex(
         re.compile(r"(?<![\w:.])[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*(?![\w:])"),
         _is_ipv6,
     ),
-    "ipv4": (
+    "ipv4": _regex(
         re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d)"),
         _is_ipv4,
     ),
-    "phone": (
+    "phone": _regex(
         re.compile(
             r"(?<![\w+-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])"
             r"\d{3,4}[ .-]?\d{3,4}(?![\w-])"
         ),
-        None,
+        _is_phone,
     ),
 }
 
@@ -138,10 +191,10 @@ class Scanner:
                 f"sensitive_info gate: unknown kind(s) {', '.join(unknown)}; "
                 f"allowed: {', '.join(BUILTIN)}"
             )
-        self._detectors: list[tuple[str, re.Pattern[str], Validator | None]] = [
-            (k, *BUILTIN[k]) for k in BUILTIN if k in wanted
+        self._detectors: list[tuple[str, Finder]] = [
+            (k, BUILTIN[k]) for k in BUILTIN if k in wanted
         ]
-        self._detectors += [(name, rx, None) for name, rx in _custom(patterns).items()]
+        self._detectors += [(name, _regex(rx)) for name, rx in _custom(patterns).items()]
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Scanner:
@@ -149,13 +202,20 @@ class Scanner:
 
     def scan(self, text: str) -> list[Finding]:
         found: list[Finding] = []
-        for kind, rx, valid in self._detectors:
-            for m in rx.finditer(text):
-                if not m.group(0) or (valid is not None and not valid(m.group(0))):
-                    continue
-                if any(m.start() < f.end and f.start < m.end() for f in found):
-                    continue
-                found.append(Finding(kind, m.start(), m.end(), m.group(0)))
+        # findings never overlap, so sorted starts and ends answer "is this span taken?"
+        starts: list[int] = []
+        ends: list[int] = []
+
+        def taken(span: Span) -> bool:
+            i = bisect.bisect_left(starts, span[1])  # findings starting before the span ends
+            return i > 0 and ends[i - 1] > span[0]
+
+        for kind, finder in self._detectors:
+            for start, end in finder(text, taken):
+                i = bisect.bisect_left(starts, start)
+                starts.insert(i, start)
+                ends.insert(i, end)
+                found.append(Finding(kind, start, end, text[start:end]))
         return sorted(found, key=lambda f: f.start)
 
     def redact_text(self, text: str) -> tuple[str, list[Finding]]:
