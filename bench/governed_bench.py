@@ -40,7 +40,7 @@ from cleanday.ledger_client import LedgerClient
 from cleanday.localprovider import local_provider_in_thread
 from cleanday.router import Router
 from cleanday.runtime.activities import RuntimeActivities, RuntimeDeps
-from cleanday.runtime.model import BoundModel, ensure_routing_tables, router_models
+from cleanday.runtime.model import BoundModel, router_models
 from cleanday.runtime.starter import start_run
 from cleanday.sinks import FileSink
 from cleanday.steps import Action, StepContext, StepResult
@@ -158,7 +158,6 @@ async def bench(n: int, data: Path) -> tuple[float, float]:
         )
         service = _LedgerProcess(settings, data)
         router = Router.from_settings(settings)
-        ensure_routing_tables(router.engine)
         text = yaml.safe_dump(work_order(), sort_keys=False)
         wo = WorkOrder.model_validate(work_order())
         queue = f"bench-{uuid.uuid4().hex[:6]}"

@@ -26,7 +26,7 @@ from cleanday.ledger import LedgerService
 from cleanday.ledger_client import LedgerClient
 from cleanday.router import Completion, Router
 from cleanday.runtime.activities import RuntimeDeps
-from cleanday.runtime.model import BoundModel, ensure_routing_tables
+from cleanday.runtime.model import BoundModel
 from cleanday.runtime.types import RunRequest, RunState
 from cleanday.runtime.worker import create_worker
 from cleanday.service.app import create_app
@@ -168,7 +168,6 @@ async def running_stack(
     )
     # the router keeps its own engine on the same database, as in a worker process
     router = Router.from_settings(settings.model_copy(update={"database_url": db_url}))
-    ensure_routing_tables(router.engine)
     async with LedgerClient("http://ledger", TOKEN, transport=transport) as ledger:
         queue = task_queue or f"test-{uuid.uuid4().hex[:8]}"
         stack = Stack(client, ledger, router, data_dir, queue)

@@ -207,7 +207,7 @@ async def run_demo(
     from cleanday.ledger import LedgerService
     from cleanday.localprovider import local_provider_in_thread
     from cleanday.router import Router
-    from cleanday.runtime.model import bind_all, ensure_routing_tables, router_models
+    from cleanday.runtime.model import bind_all, router_models
     from cleanday.service.app import create_app
     from cleanday.service.routes import hooks
     from cleanday.sinks import FileSink
@@ -241,7 +241,6 @@ async def run_demo(
                 app.state.clock = clock
                 transport = httpx.ASGITransport(app=app)
                 router = Router.from_settings(settings)
-                ensure_routing_tables(router.engine)
                 found = load_work_orders(behaviors_dir)
                 work_orders = {n: wo for n, (wo, _) in found.items()}
                 async with (

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from cleanday.domain import Tier
 from cleanday.router import Completion, Router
 from cleanday.runtime.activities import ModelFactory
@@ -42,15 +40,6 @@ def router_models(router: Router) -> ModelFactory:
         return BoundModel(router, wo.name, tier, run_id)
 
     return model_for
-
-
-def ensure_routing_tables(engine: Engine) -> None:
-    """Create the router's tables if the migrations have not (a no-op once 0002_routing ran)."""
-    from sqlmodel import SQLModel
-
-    from cleanday.router.tables import ROUTING_TABLES
-
-    SQLModel.metadata.create_all(engine, tables=ROUTING_TABLES, checkfirst=True)
 
 
 async def bind_all(router: Router, work_orders: list[WorkOrder]) -> None:

@@ -20,7 +20,7 @@ from cleanday.errors import WorkOrderError
 from cleanday.ledger_client import LedgerClient
 from cleanday.router import Router
 from cleanday.runtime.activities import RuntimeActivities, RuntimeDeps
-from cleanday.runtime.model import bind_all, ensure_routing_tables, router_models
+from cleanday.runtime.model import bind_all, router_models
 from cleanday.runtime.schedules import sync_schedules
 from cleanday.workorder import WorkOrder
 
@@ -86,7 +86,6 @@ async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) 
         await register_all(ledger, (text for _, text in found.values()))
         work_orders = {name: wo for name, (wo, _) in found.items()}
         router = Router.from_settings(settings)
-        ensure_routing_tables(router.engine)
         await bind_all(router, list(work_orders.values()))
         deps = RuntimeDeps(
             ledger=ledger,
