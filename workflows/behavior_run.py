@@ -75,13 +75,13 @@ class BehaviorRun:
             await self._report(binding, run_id, started, step, FAILED if step.context else BLOCKED)
         elif binding.tier == "A":
             await self._report(binding, run_id, started, step, PROPOSED)
-            s.waiting_for = "batch approval"
+            s.phase, s.waiting_for = "waiting", "batch approval"
             await workflow.wait_condition(lambda: self._decision in ("approved", "rejected"))
             if self._decision == "approved":
                 await self._act(binding, run_id, step, item_id=run_id)
         elif binding.tier == "B":
             await self._report(binding, run_id, started, step, STAGED)
-            s.waiting_for = "release"
+            s.phase, s.waiting_for = "waiting", "release"
             try:
                 await workflow.wait_condition(
                     lambda: self._decision == "released",
