@@ -89,8 +89,10 @@ async def test_a_run_due_while_workers_were_down_runs_when_they_return(
             state = await asyncio.wait_for(run.result(), timeout=30)
             history = await stack.ledger.history(wo.name)
         assert state.outcome == "succeeded" and state.acted
-        reported = [e for e in history if e["kind"] == "run_reported"]
-        assert [e["key"] for e in reported] == [f"run:{started.workflow_id}"]
+        reported = [e["key"] for e in history if e["kind"] == "run_reported"]
+        # the 2-second schedule may have fired once more before the pause; each counts once
+        assert f"run:{started.workflow_id}" in reported
+        assert len(reported) == len(set(reported))
         scheduled_at = (await run.describe()).start_time
         assert scheduled_at is not None and scheduled_at < datetime.now(UTC)
     finally:
