@@ -1,0 +1,223 @@
+"""Governed-run overhead: a behavior run through the whole path vs a bare one-activity workflow.
+
+Both make the same model call (through the router to the local provider) on the same Temporal
+dev server, in the same process, one after the other:
+- bare: a workflow whose only activity makes the call;
+- governed: the BehaviorRun workflow at tier C — load binding, run the step (the call), gates and
+  anomaly detectors, the ledger's act permit, the act through the file sink, the run report —
+  against the ledger service over loopback HTTP (SQLite).
+N runs are started at once and the clock stops when the last one finishes.
+
+    python bench/governed_bench.py --quick      # N=30
+    python bench/governed_bench.py              # N=200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+from workflows.behavior_run import BehaviorRun
+
+from cleanday.config import Settings
+from cleanday.domain import Tier
+from cleanday.ledger_client import LedgerClient
+from cleanday.localprovider import local_provider_in_thread
+from cleanday.router import Router
+from cleanday.runtime.activities import RuntimeActivities, RuntimeDeps
+from cleanday.runtime.model import BoundModel, router_models
+from cleanday.runtime.starter import start_run
+from cleanday.sinks import FileSink
+from cleanday.steps import Action, StepContext, StepResult
+from cleanday.workorder import WorkOrder
+
+BEHAVIOR = "bench_call"
+TOKEN = "bench-token-2f6d"
+PROMPT = [{"role": "user", "content": "Say one short sentence about rivers."}]
+
+
+async def step(ctx: StepContext) -> StepResult:
+    """The governed behavior's step: one model call, one file to write."""
+    completion = await ctx.model.complete(PROMPT)
+    return StepResult(
+        output=completion.text,
+        summary="1 sentence written.",
+        actions=[Action("write", f"{ctx.run_id}.txt", {"content": completion.text})],
+        completions=[completion],
+    )
+
+
+class _LedgerProcess:
+    """The ledger service in its own process, as in a deployment (and as `cleanday up` runs it)."""
+
+    def __init__(self, settings: Settings, data: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {
+            **os.environ,
+            "CLEANDAY_TOKEN": TOKEN,
+            "CLEANDAY_DATA_DIR": str(data),
+            "DATABASE_URL": str(settings.database_url),
+            "CLEANDAY_PORT": str(port),
+            "CLEANDAY_SCHEDULER": "false",
+            # registration checks that the step's entry point imports
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")]
+            ),
+        }
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cleanday.runtime.embedded", "service"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/api/v1/behaviors", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("the ledger service did not start")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=15)
+
+
+class BareActivities:
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    @activity.defn(name="bare_call")
+    async def call(self, run_id: str) -> str:
+        model = BoundModel(self.router, BEHAVIOR, Tier.C, run_id)
+        return (await model.complete(PROMPT)).text
+
+
+def work_order() -> dict[str, Any]:
+    return {
+        "name": BEHAVIOR,
+        "description": "one model call per run, for the benchmark",
+        "trigger": {"type": "webhook", "secret_ref": "env:BENCH_UNUSED"},
+        "reports": "the sentence it wrote",
+        "key": {"ref": "env:BENCH_KEY", "cap_usd": 1000},
+        "preset": {"name": BEHAVIOR, "model": "local/bench"},
+        "gates": [{"name": "sensitive_info", "mode": "block"}],
+        "entry": "governed_bench:step",
+    }
+
+
+async def _timed(label: str, n: int, start: Any) -> float:
+    t0 = time.perf_counter()
+    handles = await asyncio.gather(*(start(i) for i in range(n)))
+    await asyncio.gather(*(h.result() for h in handles))
+    elapsed = time.perf_counter() - t0
+    rate = n / elapsed
+    print(f"{label:<9} {n} runs in {elapsed:6.2f} s  {rate:7.1f} runs/s")
+    return rate
+
+
+async def bench(n: int, data: Path) -> tuple[float, float]:
+    from bare_call import BareCall  # type: ignore[import-not-found]
+    from cleanday.db import make_engine, migrate
+
+    bin_dir = Path(sys.executable).parent
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(bin_dir / "temporal"), dev_server_log_level="error"
+    )
+    client: Client = env.client
+    db_url = f"sqlite:///{data / 'ledger.db'}"
+    engine = make_engine(db_url)
+    migrate(engine)
+    with local_provider_in_thread() as provider:
+        settings = Settings(
+            CLEANDAY_TOKEN=TOKEN,
+            CLEANDAY_DATA_DIR=data,
+            DATABASE_URL=db_url,
+            CLEANDAY_LOCAL_PROVIDER_URL=provider.url + "/v1",
+        )
+        service = _LedgerProcess(settings, data)
+        router = Router.from_settings(settings)
+        text = yaml.safe_dump(work_order(), sort_keys=False)
+        wo = WorkOrder.model_validate(work_order())
+        queue = f"bench-{uuid.uuid4().hex[:6]}"
+        try:
+            async with LedgerClient(service.url, TOKEN) as ledger:
+                await ledger.register(text)
+                await ledger.override(BEHAVIOR, "benchmark runs at C", "forced_tier", "C")
+                await router.bind(wo)
+                deps = RuntimeDeps(
+                    ledger=ledger,
+                    work_orders={BEHAVIOR: wo},
+                    model_for=router_models(router),
+                    sink=FileSink(data),
+                    data_dir=data,
+                )
+                bare = BareActivities(router)
+                worker = Worker(
+                    client,
+                    task_queue=queue,
+                    workflows=[BehaviorRun, BareCall],
+                    activities=[*RuntimeActivities(deps).all(), bare.call],
+                    max_concurrent_activities=200,
+                )
+                async with worker:
+                    # warm up both paths (imports, connections, the provider's spec validator)
+                    await (await start_run(client, BEHAVIOR, queue)).result()
+                    await client.execute_workflow(
+                        BareCall.run, id=f"bare-warm-{queue}", task_queue=queue
+                    )
+
+                    async def start_bare(i: int) -> Any:
+                        return await client.start_workflow(
+                            BareCall.run, id=f"bare-{queue}-{i}", task_queue=queue
+                        )
+
+                    async def start_governed(i: int) -> Any:
+                        return await start_run(client, BEHAVIOR, queue, {"n": i})
+
+                    bare_rate = await _timed("bare", n, start_bare)
+                    governed_rate = await _timed("governed", n, start_governed)
+        finally:
+            service.stop()
+            await env.shutdown()
+    return bare_rate, governed_rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="30 runs instead of 200")
+    parser.add_argument("-n", type=int, default=None, help="runs per side")
+    args = parser.parse_args()
+    n = args.n or (30 if args.quick else 200)
+    # the step's module and the bare workflow's, importable by name for the worker
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    with tempfile.TemporaryDirectory(prefix="cleanday-bench-") as tmp:
+        bare_rate, governed_rate = asyncio.run(bench(n, Path(tmp)))
+    ratio = bare_rate / governed_rate
+    verdict = "within" if ratio <= 1.5 else "above"
+    print(f"overhead  bare/governed = {ratio:.2f}x ({verdict} the 1.5x target)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""HTTP client of the ledger service API, used by workers, webhooks and the embedded stack."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from cleanday.errors import CleandayError, PermitDenied, UnknownBehaviorError
+
+
+class LedgerUnavailable(CleandayError):
+    """The ledger service did not answer as expected; activities retry on this."""
+
+
+class LedgerClient:
+    """A thin async client of docs/contracts.md section 3; one method per endpoint we need.
+
+    `transport` lets tests talk to the FastAPI app in-process (httpx.ASGITransport).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), headers=headers, transport=transport, timeout=timeout
+        )
+
+    async def __aenter__(self) -> LedgerClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise LedgerUnavailable(
+                f"ledger service at {self._http.base_url} did not answer {method} {path}: {exc}; "
+                "is it running (cleanday up) and is CLEANDAY_URL right?"
+            ) from exc
+        if response.status_code == 401:
+            raise CleandayError(
+                f"ledger service refused {method} {path} with 401: set CLEANDAY_TOKEN to the "
+                "operator token the service was started with"
+            )
+        return response
+
+    @staticmethod
+    def _raise_for(response: httpx.Response, what: str) -> None:
+        if response.is_success:
+            return
+        detail = _detail(response)
+        if response.status_code == 404:
+            raise UnknownBehaviorError(f"{what}: {detail}")
+        if response.status_code >= 500:
+            raise LedgerUnavailable(f"{what}: ledger answered {response.status_code}: {detail}")
+        raise CleandayError(f"{what}: ledger answered {response.status_code}: {detail}")
+
+    # reads
+
+    async def behaviors(self) -> list[dict[str, Any]]:
+        response = await self._request("GET", "/api/v1/behaviors")
+        self._raise_for(response, "list behaviors")
+        data = response.json()
+        return list(data["behaviors"] if isinstance(data, dict) else data)
+
+    async def behavior(self, name: str) -> dict[str, Any]:
+        response = await self._request("GET", f"/api/v1/behaviors/{name}")
+        self._raise_for(response, f"behavior {name}")
+        return dict(response.json())
+
+    async def history(self, name: str) -> list[dict[str, Any]]:
+        response = await self._request("GET", f"/api/v1/behaviors/{name}/history")
+        self._raise_for(response, f"history of {name}")
+        data = response.json()
+        return list(data["entries"] if isinstance(data, dict) else data)
+
+    async def medians(self, name: str) -> dict[str, Any]:
+        response = await self._request("GET", f"/api/v1/behaviors/{name}/medians")
+        self._raise_for(response, f"medians of {name}")
+        return dict(response.json())
+
+    # writes
+
+    async def register(self, work_order_yaml: str) -> dict[str, Any]:
+        response = await self._request(
+            "POST", "/api/v1/behaviors", json={"work_order": work_order_yaml}
+        )
+        self._raise_for(response, "register behavior")
+        return dict(response.json())
+
+    async def report_run(self, report: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """Report a run outcome; returns (first_time, body). Repeats answer 200, not an error."""
+        response = await self._request("POST", "/api/v1/runs", json=report)
+        self._raise_for(response, f"report run {report.get('run_id')}")
+        return response.status_code == 201, dict(response.json())
+
+    async def request_permit(
+        self, behavior: str, run_id: str, item_id: str | None = None
+    ) -> dict[str, Any]:
+        """Ask for an act permit now; raises PermitDenied with the ledger's reason on 403."""
+        body: dict[str, Any] = {"behavior": behavior, "run_id": run_id}
+        if item_id is not None:
+            body["item_id"] = item_id
+        response = await self._request("POST", "/api/v1/permits", json=body)
+        if response.status_code == 403:
+            raise PermitDenied(_detail(response))
+        self._raise_for(response, f"permit for {behavior} run {run_id}")
+        return dict(response.json())
+
+    async def approve(self, behavior: str, items: list[str] | None = None) -> dict[str, Any]:
+        response = await self._request(
+            "POST", f"/api/v1/behaviors/{behavior}/batch/approve", json={"items": items}
+        )
+        self._raise_for(response, f"approve batch of {behavior}")
+        return dict(response.json())
+
+    async def reject(
+        self, behavior: str, reason: str, items: list[str] | None = None
+    ) -> dict[str, Any]:
+        response = await self._request(
+            "POST",
+            f"/api/v1/behaviors/{behavior}/batch/reject",
+            json={"items": items, "reason": reason},
+        )
+        self._raise_for(response, f"reject batch of {behavior}")
+        return dict(response.json())
+
+    async def release(self, behavior: str, item_id: str) -> dict[str, Any]:
+        response = await self._request(
+            "POST", f"/api/v1/behaviors/{behavior}/staged/{item_id}/release"
+        )
+        self._raise_for(response, f"release {item_id} of {behavior}")
+        return dict(response.json())
+
+    async def decide(self, week: str, behavior: str, decision: str) -> dict[str, Any]:
+        response = await self._request(
+            "POST",
+            f"/api/v1/reviews/{week}/decisions",
+            json={"behavior": behavior, "decision": decision},
+        )
+        self._raise_for(response, f"decision for {behavior} week {week}")
+        return dict(response.json())
+
+    async def review(self, week: str) -> dict[str, Any]:
+        response = await self._request("GET", f"/api/v1/reviews/{week}")
+        self._raise_for(response, f"review of week {week}")
+        return dict(response.json())
+
+    async def close_review(self, week: str) -> dict[str, Any]:
+        response = await self._request("POST", f"/api/v1/reviews/{week}/close")
+        self._raise_for(response, f"close review {week}")
+        return dict(response.json())
+
+    async def close_day(self, day: str) -> dict[str, Any]:
+        response = await self._request("POST", f"/api/v1/days/{day}/close")
+        self._raise_for(response, f"close day {day}")
+        return dict(response.json())
+
+    async def set_status(self, behavior: str, action: str) -> dict[str, Any]:
+        """`action` is pause, resume or retire."""
+        response = await self._request("POST", f"/api/v1/behaviors/{behavior}/{action}")
+        self._raise_for(response, f"{action} {behavior}")
+        return dict(response.json())
+
+    async def override(
+        self, behavior: str, reason: str, kind: str = "manual", tier: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"reason": reason, "kind": kind}
+        if tier is not None:
+            body["tier"] = tier
+        response = await self._request("POST", f"/api/v1/behaviors/{behavior}/override", json=body)
+        self._raise_for(response, f"override {behavior}")
+        return dict(response.json())
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])
+    return str(body)[:500]

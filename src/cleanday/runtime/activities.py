@@ -1,0 +1,255 @@
+"""The behavior run's activities: load the binding, run the step, check gates, act, report."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+
+from cleanday.domain import Tier
+from cleanday.errors import CleandayError, GateFailure, PermitDenied, RoutingError
+from cleanday.ledger_client import LedgerClient
+from cleanday.router.types import Attempt, Completion
+from cleanday.runtime.types import (
+    ActRequest,
+    ActResult,
+    AnomalyOutcome,
+    Binding,
+    GateOutcome,
+    GateRequest,
+    StepOutput,
+    StepRequest,
+    Verdict,
+)
+from cleanday.steps import Action, ModelCaller, StepContext, StepResult
+from cleanday.workorder import WorkOrder
+
+# What a step may take, by the preset's timeout class: a few model calls plus the step's own work.
+STEP_TIMEOUT_SECONDS = {"fast": 120.0, "reasoning": 600.0}
+
+MEDIANS_TTL_SECONDS = 60.0
+
+ModelFactory = Callable[[WorkOrder, Tier, str], ModelCaller]
+"""Builds the behavior's bound model (router, key, preset at its tier) for one run."""
+
+
+class WorkOrderNotLoaded(CleandayError):
+    """The worker has no Work Order for a behavior the ledger asked it to run."""
+
+
+@dataclass
+class RuntimeDeps:
+    ledger: LedgerClient
+    work_orders: Mapping[str, WorkOrder]
+    model_for: ModelFactory
+    sink: Any  # cleanday.sinks.Sink: act(behavior, action) -> str
+    data_dir: Path
+
+
+class RuntimeActivities:
+    """Class-based activities so the worker injects the ledger client, router and sink."""
+
+    def __init__(self, deps: RuntimeDeps) -> None:
+        self.deps = deps
+        self._medians: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    async def _trailing_medians(self, behavior: str) -> dict[str, Any]:
+        # 14-day medians barely move within a minute; asking once a minute per behavior
+        # instead of once a run keeps the ledger's load per run down
+        now = time.monotonic()
+        cached = self._medians.get(behavior)
+        if cached is None or cached[0] < now:
+            cached = (now + MEDIANS_TTL_SECONDS, await self.deps.ledger.medians(behavior))
+            self._medians[behavior] = cached
+        return cached[1]
+
+    def _work_order(self, behavior: str) -> WorkOrder:
+        wo = self.deps.work_orders.get(behavior)
+        if wo is None:
+            raise WorkOrderNotLoaded(
+                f"this worker has no Work Order for {behavior}: put its YAML in the behaviors "
+                "directory (CLEANDAY_BEHAVIORS_DIR) the worker loads, then restart the worker"
+            )
+        return wo
+
+    @activity.defn(name="load_binding")
+    async def load_binding(self, behavior: str) -> Binding:
+        """The behavior's tier, status and bound preset version and key, as of now."""
+        wo = self._work_order(behavior)
+        body = await self.deps.ledger.behavior(behavior)
+        state = body.get("state", body)
+        timeout_class = wo.preset.timeout_class or "fast"
+        return Binding(
+            behavior=behavior,
+            tier=str(state["tier"]),
+            status=str(state["status"]),
+            preset_version=_int_or_none(state.get("preset_version")),
+            key_ref=wo.key.ref,
+            stage_expiry_hours=wo.stage_expiry_hours,
+            step_timeout_seconds=STEP_TIMEOUT_SECONDS[timeout_class],
+        )
+
+    @activity.defn(name="run_step")
+    async def run_step(self, request: StepRequest) -> StepOutput:
+        """Run the behavior's step code with its bound model; a refusal becomes a gate context."""
+        from cleanday.gates import GateContext, prepare_input
+
+        b = request.binding
+        wo = self._work_order(b.behavior)
+        tier = Tier(b.tier)
+        step = _load_entry(wo.entry)
+        ctx = StepContext(
+            behavior=b.behavior,
+            tier=tier,
+            run_id=request.run_id,
+            input=prepare_input(wo, dict(request.input)),
+            config=dict(wo.config),
+            model=self.deps.model_for(wo, tier, request.run_id),
+            data_dir=self.deps.data_dir,
+            now=request.now,
+        )
+        try:
+            result = await _heartbeating(step(ctx))
+        except (GateFailure, RoutingError) as exc:
+            # budget/policy refusals and exhausted routing are gate failures, not retries
+            gc = GateContext.from_exception(exc, input=dict(request.input))
+            return StepOutput(summary=str(exc), context=_context_dict(gc))
+        return _flatten(result)
+
+    @activity.defn(name="check_gates")
+    async def check_gates(self, request: GateRequest) -> Verdict:
+        """Every gate and anomaly detector of the Work Order on this run."""
+        from cleanday.anomalies import Medians, RunFacts, detect
+        from cleanday.gates import evaluate
+
+        wo = self._work_order(request.binding.behavior)
+        step = request.step
+        ctx = _context_from(step.context)
+        result = None if step.context and step.output is None else _unflatten(step)
+        report = evaluate(wo, result, ctx)
+        anomalies: list[AnomalyOutcome] = []
+        if result is not None and not report.blocked:
+            medians = Medians.from_dict(await self._trailing_medians(wo.name))
+            facts = RunFacts.from_result(result)
+            anomalies = [
+                AnomalyOutcome(a.name, a.detail) for a in detect(wo.anomalies, facts, medians)
+            ]
+        return Verdict(
+            gates=[GateOutcome(g.name, g.passed, g.reason) for g in report.results],
+            anomalies=anomalies,
+            output=report.output,
+            actions=[_action_dict(a) for a in report.actions],
+        )
+
+    @activity.defn(name="act")
+    async def act(self, request: ActRequest) -> ActResult:
+        """Ask the ledger for a permit now, and only with it perform the actions through the sink.
+
+        Both halves are idempotent (the permit by run, the sink by action id), so a retry after a
+        crash between them neither asks twice in effect nor acts twice.
+        """
+        try:
+            await self.deps.ledger.request_permit(request.behavior, request.run_id, request.item_id)
+        except PermitDenied as denied:
+            return ActResult(acted=False, denied=str(denied))
+        done: list[str] = []
+        for raw in request.actions:
+            action = Action(kind=raw["kind"], target=raw["target"], payload=dict(raw["payload"]))
+            # sinks are synchronous file/HTTP writers; keep the event loop free for heartbeats
+            done.append(await asyncio.to_thread(self.deps.sink.act, request.behavior, action))
+        return ActResult(acted=True, done=done)
+
+    @activity.defn(name="report_outcome")
+    async def report_outcome(self, report: dict[str, Any]) -> bool:
+        """Report the run to the ledger; True the first time, False for a repeat (counted once)."""
+        first, _ = await self.deps.ledger.report_run(report)
+        return first
+
+    def all(self) -> list[Callable[..., Awaitable[Any]]]:
+        return [self.load_binding, self.run_step, self.check_gates, self.act, self.report_outcome]
+
+
+async def _heartbeating(work: Awaitable[StepResult], every: float = 2.0) -> StepResult:
+    """Await the step while telling Temporal the worker is alive, so a dead worker's step is
+    retried after the heartbeat timeout rather than after the whole timeout class."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every)
+            if done:
+                return task.result()
+            activity.heartbeat()
+    finally:
+        task.cancel()  # a no-op once done; stops the step when the activity is cancelled
+
+
+def _load_entry(entry: str) -> Callable[[StepContext], Awaitable[StepResult]]:
+    module, _, func = entry.partition(":")
+    fn: Callable[[StepContext], Awaitable[StepResult]] = getattr(
+        importlib.import_module(module), func
+    )
+    return fn
+
+
+def _int_or_none(v: Any) -> int | None:
+    return int(v) if v is not None else None
+
+
+def _action_dict(a: Action) -> dict[str, Any]:
+    return {"kind": a.kind, "target": a.target, "payload": dict(a.payload)}
+
+
+def _flatten(result: StepResult) -> StepOutput:
+    calls = result.completions
+    return StepOutput(
+        output=result.output,
+        summary=result.summary,
+        actions=[_action_dict(a) for a in result.actions],
+        completions=[dataclasses.asdict(c) for c in calls],
+        metrics=dict(result.metrics),
+        cost_usd=sum(c.cost_usd for c in calls),
+        tokens_in=sum(c.tokens_in for c in calls),
+        tokens_out=sum(c.tokens_out for c in calls),
+        model=calls[-1].model if calls else None,
+        transport=calls[-1].transport if calls else None,
+        latency_ms=sum(c.latency_ms for c in calls) if calls else None,
+        fell_back=any(c.fell_back for c in calls),
+    )
+
+
+def _unflatten(step: StepOutput) -> StepResult:
+    completions = [
+        Completion(
+            **{k: v for k, v in c.items() if k != "attempts"},
+            attempts=tuple(Attempt(**a) for a in c.get("attempts", ())),
+        )
+        for c in step.completions
+    ]
+    return StepResult(
+        output=step.output if step.output is not None else "",
+        summary=step.summary,
+        actions=[Action(a["kind"], a["target"], dict(a["payload"])) for a in step.actions],
+        metrics=dict(step.metrics),
+        completions=completions,
+    )
+
+
+def _context_dict(gc: Any) -> dict[str, Any]:
+    return dataclasses.asdict(gc)  # type: ignore[no-any-return]
+
+
+def _context_from(data: dict[str, Any] | None) -> Any:
+    from cleanday.gates import GateContext, Refusal
+
+    if not data:
+        return GateContext()
+    fields = dict(data)
+    refusal = fields.pop("refusal", None)
+    return GateContext(refusal=Refusal(**refusal) if refusal else None, **fields)

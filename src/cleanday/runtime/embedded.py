@@ -1,0 +1,275 @@
+"""The embedded stack (`cleanday up`): Temporal dev server, ledger service, local provider, worker.
+
+Each part is its own child process; this one supervises them: it checks the ports first,
+starts them in order, waits until each answers, prints where to look, and on Ctrl-C (or when a
+part dies) stops them in reverse order. State lives in the data directory (the ledger's SQLite
+file, Temporal's SQLite file, the sinks), so starting again resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from cleanday.config import Settings
+from cleanday.errors import ConfigError
+
+TOKEN_FILE = "operator-token"
+
+
+@dataclass
+class Part:
+    name: str
+    argv: list[str]
+    ready: Callable[[], bool]
+    process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+
+
+@dataclass
+class Ports:
+    temporal: int
+    temporal_ui: int
+    service: int
+    provider: int
+    host: str = "127.0.0.1"
+    settings_names: dict[str, str] = field(
+        default_factory=lambda: {
+            "temporal": "TEMPORAL_ADDRESS",
+            "temporal_ui": "TEMPORAL_UI_PORT",
+            "service": "CLEANDAY_PORT",
+            "provider": "CLEANDAY_LOCAL_PROVIDER_PORT",
+        }
+    )
+
+
+def ports_of(settings: Settings) -> Ports:
+    host, _, port = settings.temporal_address.rpartition(":")
+    return Ports(
+        temporal=int(port),
+        temporal_ui=settings.temporal_ui_port,
+        service=settings.service_port,
+        provider=settings.local_provider_port,
+        host=host or "127.0.0.1",
+    )
+
+
+def check_ports_free(ports: Ports) -> None:
+    """Refuse to start when a port is taken, naming the port and the setting that moves it."""
+    for role in ("temporal", "temporal_ui", "service", "provider"):
+        port = getattr(ports, role)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((ports.host, port))
+            except OSError:
+                setting = ports.settings_names[role]
+                raise ConfigError(
+                    f"port {port} on {ports.host} ({role.replace('_', ' ')}) is already in use: "
+                    f"stop what is using it, or set {setting} to a free port"
+                ) from None
+
+
+def ensure_token(settings: Settings) -> str:
+    """The operator token: CLEANDAY_TOKEN if set, else one generated once in the data dir."""
+    if settings.token:
+        return settings.token
+    path = settings.data_dir / TOKEN_FILE
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+def _bin(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise ConfigError(f"{path} is missing: run ./scripts/bootstrap to install it")
+    return str(path)
+
+
+def _answers(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return httpx.get(url, timeout=1.0).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+def _listening(host: str, port: int) -> Callable[[], bool]:
+    def check() -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            return sock.connect_ex((host, port)) == 0
+
+    return check
+
+
+def plan(settings: Settings) -> list[Part]:
+    """The four parts, in start order."""
+    p = ports_of(settings)
+    data = settings.data_dir.resolve()
+    py = sys.executable
+    provider_url = f"http://{p.host}:{p.provider}"
+    return [
+        Part(
+            "temporal",
+            [
+                _bin("temporal"),
+                "server",
+                "start-dev",
+                "--db-filename",
+                str(data / "temporal.db"),
+                "--ip",
+                p.host,
+                "--port",
+                str(p.temporal),
+                "--ui-port",
+                str(p.temporal_ui),
+                "--namespace",
+                settings.temporal_namespace,
+                "--log-level",
+                "warn",
+            ],
+            _listening(p.host, p.temporal),
+        ),
+        Part(
+            "local model provider",
+            [py, "-m", "cleanday.runtime.embedded", "provider", p.host, str(p.provider)],
+            _answers(f"{provider_url}/healthz"),
+        ),
+        Part(
+            "ledger service",
+            [py, "-m", "cleanday.runtime.embedded", "service"],
+            _answers(f"http://{p.host}:{p.service}/api/v1/behaviors"),
+        ),
+        Part("worker", [py, "-m", "cleanday.runtime.cli", "worker"], lambda: True),
+    ]
+
+
+def _stop(parts: list[Part], out: Callable[[str], None]) -> None:
+    for part in reversed(parts):
+        proc = part.process
+        if proc is None or proc.poll() is not None:
+            continue
+        out(f"stopping {part.name}")
+        proc.send_signal(signal.SIGTERM if part.name != "temporal" else signal.SIGINT)
+    for part in reversed(parts):
+        proc = part.process
+        if proc is None:
+            continue
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            out(f"{part.name} did not stop in 15 s; killing it")
+            proc.kill()
+            proc.wait()
+
+
+def up(settings: Settings, out: Callable[[str], None] = print) -> int:
+    """Run the embedded stack until Ctrl-C; returns the exit code."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    check_ports_free(ports_of(settings))
+    env = dict(os.environ)
+    env["CLEANDAY_TOKEN"] = ensure_token(settings)
+    env["CLEANDAY_DATA_DIR"] = str(settings.data_dir.resolve())
+    env.setdefault(
+        "CLEANDAY_LOCAL_PROVIDER_URL",
+        f"http://{ports_of(settings).host}:{settings.local_provider_port}/v1",
+    )
+    logs = settings.data_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    parts = plan(settings)
+    stopping = False
+
+    def on_signal(signum: int, _: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        for part in parts:
+            part.log = logs / f"{part.name.replace(' ', '-')}.log"
+            out(f"starting {part.name} (log: {part.log})")
+            with open(part.log, "ab") as log:
+                part.process = subprocess.Popen(
+                    part.argv,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # Ctrl-C reaches us; we stop the parts in order
+                )
+            deadline = time.monotonic() + 60
+            while not part.ready():
+                if stopping:
+                    return 130
+                if part.process.poll() is not None or time.monotonic() > deadline:
+                    out(f"{part.name} did not start; see {part.log}")
+                    return 1
+                time.sleep(0.2)
+        p = ports_of(settings)
+        out("")
+        out(f"Pane of Glass:  http://{p.host}:{p.service}/")
+        out(f"Temporal UI:    http://{p.host}:{p.temporal_ui}/")
+        out(f"Operator token: in {settings.data_dir / TOKEN_FILE} (or CLEANDAY_TOKEN)")
+        out("Ctrl-C stops everything; `cleanday up` again resumes with all state.")
+        while not stopping:
+            for part in parts:
+                assert part.process is not None
+                if part.process.poll() is not None:
+                    out(f"{part.name} exited with {part.process.returncode}; see {part.log}")
+                    return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        _stop(parts, out)
+
+
+def _serve_provider(host: str, port: int) -> None:
+    from cleanday.localprovider import run_local_provider
+
+    scripts = Settings().behaviors_dir / "local_scripts.yaml"
+    run_local_provider(host, port, scripts_path=scripts if scripts.exists() else None)
+
+
+def _serve_ledger() -> None:
+    """The ledger service with the webhook route starting runs on Temporal."""
+    import uvicorn
+
+    from cleanday.runtime import relay
+    from cleanday.runtime.starter import LazyTemporalRunStarter
+    from cleanday.service.app import build_service, create_app
+    from cleanday.service.routes import hooks
+
+    settings = Settings()
+    app = create_app(settings, build_service(settings))
+    if not any(getattr(r, "path", None) == "/hooks/{behavior}" for r in app.routes):
+        app.include_router(hooks.router)
+    starter = LazyTemporalRunStarter(settings)
+    app.state.run_starter = starter
+    relay.install(app, starter.client)
+    uvicorn.run(app, host=settings.service_host, port=settings.service_port, log_level="info")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "provider":
+        _serve_provider(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "service":
+        _serve_ledger()

@@ -1,0 +1,165 @@
+"""The plain data a behavior run passes between its workflow and its activities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+TASK_QUEUE = "cleanday"
+
+# Outcomes a run reports (docs/contracts.md section 2).
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+BLOCKED = "blocked"
+PROPOSED = "proposed"
+STAGED = "staged"
+EXPIRED = "expired"
+
+
+@dataclass
+class RunRequest:
+    """What starts a run: the behavior's name and the trigger's input (a webhook body, ...)."""
+
+    behavior: str
+    input: dict[str, Any] = field(default_factory=dict)
+    trigger: str = "manual"
+
+
+@dataclass
+class Binding:
+    """What the ledger says about the behavior at the start of the run."""
+
+    behavior: str
+    tier: str
+    status: str
+    preset_version: int | None
+    key_ref: str
+    stage_expiry_hours: float
+    step_timeout_seconds: float
+
+
+@dataclass
+class GateOutcome:
+    name: str
+    passed: bool
+    reason: str = ""
+
+
+@dataclass
+class AnomalyOutcome:
+    name: str
+    detail: str = ""
+
+
+@dataclass
+class StepRequest:
+    binding: Binding
+    run_id: str
+    input: dict[str, Any]
+    now: datetime
+
+
+@dataclass
+class StepOutput:
+    """What the step produced, flattened for the workflow history."""
+
+    output: Any = None
+    summary: str = ""
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    completions: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    cost_usd: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    model: str | None = None
+    transport: str | None = None
+    latency_ms: float | None = None
+    fell_back: bool = False
+    # set when the step ended without a result: the fields of cleanday.gates.GateContext
+    # (a budget/policy refusal, a failure after retries, a timeout) for the gates to judge
+    context: dict[str, Any] | None = None
+
+
+@dataclass
+class GateRequest:
+    binding: Binding
+    run_id: str
+    step: StepOutput
+    latency_ms: float
+
+
+@dataclass
+class Verdict:
+    gates: list[GateOutcome]
+    anomalies: list[AnomalyOutcome]
+    output: Any = None  # the output after redaction, what the act step uses
+    actions: list[dict[str, Any]] = field(default_factory=list)  # redacted likewise
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+
+@dataclass
+class ActRequest:
+    behavior: str
+    run_id: str
+    item_id: str | None
+    actions: list[dict[str, Any]]
+
+
+@dataclass
+class ActResult:
+    acted: bool
+    denied: str | None = None  # the ledger's reason when it refused the permit
+    done: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunState:
+    """What a query shows about a run in flight, and what the workflow returns."""
+
+    behavior: str = ""
+    tier: str | None = None
+    phase: str = "starting"
+    waiting_for: str | None = None
+    output: Any = None
+    summary: str = ""
+    gates: list[GateOutcome] = field(default_factory=list)
+    anomalies: list[AnomalyOutcome] = field(default_factory=list)
+    outcome: str | None = None
+    acted: bool = False
+    denied: str | None = None
+    decision: str | None = None
+
+
+def build_report(
+    binding: Binding,
+    run_id: str,
+    started: datetime,
+    finished: datetime,
+    step: StepOutput,
+    state: RunState,
+) -> dict[str, Any]:
+    """The RunReport body (docs/contracts.md section 2); `run_id` is the Temporal workflow ID,
+    stable across activity retries, worker restarts and replays, so the ledger counts it once."""
+    output_size = len(step.output if isinstance(step.output, str) else repr(step.output or ""))
+    return {
+        "behavior": binding.behavior,
+        "run_id": run_id,
+        "workflow_id": run_id,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "outcome": state.outcome,
+        "gates": [{"name": g.name, "passed": g.passed, "reason": g.reason} for g in state.gates],
+        "anomalies": [{"name": a.name, "detail": a.detail} for a in state.anomalies],
+        "cost_usd": step.cost_usd,
+        "tokens_in": step.tokens_in,
+        "tokens_out": step.tokens_out,
+        "model": step.model,
+        "transport": step.transport,
+        "latency_ms": step.latency_ms,
+        "output_size": output_size,
+        "summary": step.summary,
+    }

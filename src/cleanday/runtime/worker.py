@@ -1,0 +1,124 @@
+"""The worker process: registers the behaviors it runs, syncs their schedules, runs their runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Iterable
+from datetime import timedelta
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+from temporalio.client import Client
+from temporalio.worker import Worker
+from workflows.behavior_run import BehaviorRun
+
+from cleanday.config import Settings
+from cleanday.errors import WorkOrderError
+from cleanday.ledger_client import LedgerClient
+from cleanday.router import Router
+from cleanday.runtime.activities import RuntimeActivities, RuntimeDeps
+from cleanday.runtime.model import bind_all, router_models
+from cleanday.runtime.schedules import sync_schedules
+from cleanday.workorder import WorkOrder
+
+log = logging.getLogger("cleanday.worker")
+
+SCHEDULE_SYNC_SECONDS = 30.0
+
+
+def load_work_orders(directory: Path) -> dict[str, tuple[WorkOrder, str]]:
+    """Every Work Order in `directory` (*.yaml), by name, with its YAML text.
+
+    Other YAML files there (a behavior's data, the local provider's scripts) have no `entry`
+    and are skipped.
+    """
+    found: dict[str, tuple[WorkOrder, str]] = {}
+    for path in sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml")):
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
+        if not (isinstance(raw, dict) and "entry" in raw and "trigger" in raw):
+            continue
+        try:
+            wo = WorkOrder.model_validate(raw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or None
+            raise WorkOrderError(str(path), err["msg"], field=field) from exc
+        found[wo.name] = (wo, text)
+    return found
+
+
+async def register_all(ledger: LedgerClient, texts: Iterable[str]) -> None:
+    """Register each Work Order with the ledger (unchanged ones change nothing there)."""
+    for text in texts:
+        await ledger.register(text)
+
+
+def create_worker(
+    client: Client,
+    deps: RuntimeDeps,
+    task_queue: str,
+    *,
+    max_concurrent_activities: int = 100,
+) -> Worker:
+    activities = RuntimeActivities(deps)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[BehaviorRun],
+        activities=activities.all(),
+        max_concurrent_activities=max_concurrent_activities,
+        # a graceful stop lets activities in flight finish before the worker exits
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+    """`cleanday worker`: connect, register behaviors, sync schedules, run until SIGINT/SIGTERM."""
+    from cleanday.sinks import FileSink
+
+    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    found = load_work_orders(settings.behaviors_dir)
+    async with LedgerClient(settings.resolved_service_url, settings.token) as ledger:
+        await register_all(ledger, (text for _, text in found.values()))
+        work_orders = {name: wo for name, (wo, _) in found.items()}
+        router = Router.from_settings(settings)
+        await bind_all(router, list(work_orders.values()))
+        deps = RuntimeDeps(
+            ledger=ledger,
+            work_orders=work_orders,
+            model_for=router_models(router),
+            sink=FileSink(settings.data_dir),
+            data_dir=settings.data_dir,
+        )
+        await sync_schedules(client, ledger, work_orders.values(), settings.task_queue)
+        worker = create_worker(client, deps, settings.task_queue)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("worker on task queue %s, %d behaviors", settings.task_queue, len(work_orders))
+        syncing = asyncio.create_task(
+            _keep_schedules_in_sync(client, ledger, work_orders, settings)
+        )
+        async with worker:
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+            log.info("worker stopping: finishing activities in flight")
+            syncing.cancel()
+
+
+async def _keep_schedules_in_sync(
+    client: Client, ledger: LedgerClient, work_orders: dict[str, WorkOrder], settings: Settings
+) -> None:
+    """Follow the ledger's statuses: a quarantine there pauses the schedule here within a period."""
+    while True:
+        await asyncio.sleep(SCHEDULE_SYNC_SECONDS)
+        try:
+            await sync_schedules(client, ledger, work_orders.values(), settings.task_queue)
+        except Exception:  # the next period tries again; a worker must not die of this
+            log.exception("schedule sync failed")

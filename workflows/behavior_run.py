@@ -1,0 +1,159 @@
+"""The behavior run: one workflow type runs every behavior, its tier deciding what happens."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
+
+with workflow.unsafe.imports_passed_through():
+    from cleanday.runtime.activities import RuntimeActivities
+    from cleanday.runtime.types import (
+        BLOCKED,
+        EXPIRED,
+        FAILED,
+        PROPOSED,
+        STAGED,
+        SUCCEEDED,
+        ActRequest,
+        Binding,
+        GateRequest,
+        RunRequest,
+        RunState,
+        StepOutput,
+        StepRequest,
+        Verdict,
+        build_report,
+    )
+
+# Ledger calls are cheap and idempotent: retry them until the ledger answers. A short timeout
+# lets a run recover quickly when its worker dies mid-call.
+_LEDGER = timedelta(seconds=10)
+# The step heartbeats; a step whose worker died is retried elsewhere after this, not after its
+# whole timeout class.
+_STEP_HEARTBEAT = timedelta(seconds=10)
+_STEP_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
+
+
+@workflow.defn(name="BehaviorRun")
+class BehaviorRun:
+    def __init__(self) -> None:
+        self._state = RunState()
+        self._decision: str | None = None  # "approved" | "rejected" | "released"
+
+    @workflow.run
+    async def run(self, request: RunRequest) -> RunState:
+        s, run_id = self._state, workflow.info().workflow_id
+        s.behavior, started = request.behavior, workflow.now()
+
+        s.phase = "loading binding"
+        binding: Binding = await workflow.execute_local_activity_method(
+            RuntimeActivities.load_binding, request.behavior, start_to_close_timeout=_LEDGER
+        )
+        s.tier = binding.tier
+        if binding.status != "active":
+            s.phase, s.outcome = "done", "skipped"
+            return s
+
+        s.phase = "running step"
+        step = await self._run_step(binding, run_id, request)
+        s.output, s.summary = step.output, step.summary
+
+        s.phase = "checking gates"
+        verdict: Verdict = await workflow.execute_local_activity_method(
+            RuntimeActivities.check_gates,
+            GateRequest(binding, run_id, step, _ms_since(started)),
+            start_to_close_timeout=_LEDGER,
+        )
+        s.gates, s.anomalies, s.output = verdict.gates, verdict.anomalies, verdict.output
+        step.actions = verdict.actions  # act on what the gates let through (redacted if need be)
+
+        if not verdict.passed:
+            await self._report(binding, run_id, started, step, FAILED if step.context else BLOCKED)
+        elif binding.tier == "A":
+            await self._report(binding, run_id, started, step, PROPOSED)
+            s.phase, s.waiting_for = "waiting", "batch approval"
+            await workflow.wait_condition(lambda: self._decision in ("approved", "rejected"))
+            if self._decision == "approved":
+                await self._act(binding, run_id, step, item_id=run_id)
+        elif binding.tier == "B":
+            await self._report(binding, run_id, started, step, STAGED)
+            s.phase, s.waiting_for = "waiting", "release"
+            try:
+                await workflow.wait_condition(
+                    lambda: self._decision == "released",
+                    timeout=timedelta(hours=binding.stage_expiry_hours),
+                )
+                await self._act(binding, run_id, step, item_id=run_id)
+            except TimeoutError:  # wait_condition raises the builtin one
+                s.outcome = EXPIRED  # no penalty: the ledger already has this run as staged
+        else:  # C and Wings: the permit is asked at the moment of acting
+            await self._act(binding, run_id, step, item_id=None)
+            await self._report(binding, run_id, started, step, SUCCEEDED if s.acted else BLOCKED)
+        s.phase, s.waiting_for = "done", None
+        return s
+
+    @workflow.signal
+    def approve(self) -> None:
+        self._decision = self._state.decision = self._decision or "approved"
+
+    @workflow.signal
+    def reject(self, reason: str) -> None:
+        self._decision = self._state.decision = self._decision or "rejected"
+
+    @workflow.signal
+    def release(self) -> None:
+        self._decision = self._state.decision = self._decision or "released"
+
+    @workflow.query
+    def state(self) -> RunState:
+        return self._state
+
+    async def _run_step(self, binding: Binding, run_id: str, request: RunRequest) -> StepOutput:
+        try:
+            result: StepOutput = await workflow.execute_activity_method(
+                RuntimeActivities.run_step,
+                StepRequest(binding, run_id, request.input, workflow.now()),
+                start_to_close_timeout=timedelta(seconds=binding.step_timeout_seconds),
+                heartbeat_timeout=_STEP_HEARTBEAT,
+                retry_policy=_STEP_RETRY,
+            )
+            return result
+        except ActivityError as err:
+            # the step failed after its retry policy, or ran past its timeout class
+            if isinstance(err.cause, ActivityTimeout):
+                context = {"timed_out": True, "error": "timed out", "attempts": 1}
+                context["timeout_s"] = binding.step_timeout_seconds
+            else:
+                context = {"error": str(err.cause), "attempts": _STEP_RETRY.maximum_attempts}
+            return StepOutput(summary=f"step failed: {context['error']}", context=context)
+
+    async def _act(
+        self, binding: Binding, run_id: str, step: StepOutput, item_id: str | None
+    ) -> None:
+        s = self._state
+        s.phase, s.waiting_for = "acting", None
+        result = await workflow.execute_local_activity_method(
+            RuntimeActivities.act,
+            ActRequest(binding.behavior, run_id, item_id, step.actions),
+            start_to_close_timeout=_LEDGER,
+        )
+        s.acted, s.denied = result.acted, result.denied
+
+    async def _report(
+        self, binding: Binding, run_id: str, started: datetime, step: StepOutput, outcome: str
+    ) -> None:
+        s = self._state
+        s.phase, s.outcome = "reporting", outcome
+        await workflow.execute_local_activity_method(
+            RuntimeActivities.report_outcome,
+            build_report(binding, run_id, started, workflow.now(), step, s),
+            start_to_close_timeout=_LEDGER,
+        )
+
+
+def _ms_since(started: datetime) -> float:
+    return (workflow.now() - started).total_seconds() * 1000.0
