@@ -163,6 +163,9 @@ def serve(
     if not settings.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     api = create_app(settings, build_service(settings), scheduler=scheduler)
+    from cleanday.runtime.starter import attach_runtime
+
+    attach_runtime(api, settings)
     uvicorn.run(
         api,
         host=host or settings.service_host,
@@ -400,11 +403,32 @@ def review_close(
     )
 
 
+@app.command()
+def smoke() -> None:
+    """Live check with real tokens: one free authenticated call to each configured provider.
+
+    Reads OPENROUTER_API_KEY, ANTHROPIC_API_KEY, NOTION_TOKEN and SLACK_BOT_TOKEN, and the
+    base URLs from the usual settings. Exits 1 if a configured provider fails or none is set.
+    """
+    from cleanday.smoke import run_smoke
+
+    results = run_smoke(_settings())
+    for r in results:
+        typer.echo(f"{r.provider:<11} {r.status:<8} {r.detail}")
+    if all(r.status == "skipped" for r in results):
+        typer.echo("error: no provider credential is set; export at least one of the above")
+        raise typer.Exit(1)
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(1)
+
+
 def _register_extensions() -> None:
     """Commands that live beside the parts they drive."""
     from cleanday.router.cli import register_commands as register_router_commands
+    from cleanday.runtime.cli import register_commands as register_runtime_commands
 
     register_router_commands(app)
+    register_runtime_commands(app)
 
 
 _register_extensions()

@@ -253,18 +253,12 @@ def _serve_ledger() -> None:
     """The ledger service with the webhook route starting runs on Temporal."""
     import uvicorn
 
-    from cleanday.runtime import relay
-    from cleanday.runtime.starter import LazyTemporalRunStarter
+    from cleanday.runtime.starter import attach_runtime
     from cleanday.service.app import build_service, create_app
-    from cleanday.service.routes import hooks
 
     settings = Settings()
     app = create_app(settings, build_service(settings))
-    if not any(getattr(r, "path", None) == "/hooks/{behavior}" for r in app.routes):
-        app.include_router(hooks.router)
-    starter = LazyTemporalRunStarter(settings)
-    app.state.run_starter = starter
-    relay.install(app, starter.client)
+    attach_runtime(app, settings)
     uvicorn.run(app, host=settings.service_host, port=settings.service_port, log_level="info")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from fastapi import FastAPI
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from workflows.behavior_run import BehaviorRun
@@ -70,3 +71,15 @@ class LazyTemporalRunStarter:
         await self.client()
         assert self._inner is not None
         return await self._inner(behavior, input, workflow_id)
+
+
+def attach_runtime(app: FastAPI, settings: Settings) -> None:
+    """Give a ledger service app its Temporal side: webhooks start runs, sign-offs wake them."""
+    from cleanday.runtime import relay
+    from cleanday.service.routes import hooks
+
+    if not any(getattr(r, "path", None) == "/hooks/{behavior}" for r in app.routes):
+        app.include_router(hooks.router)
+    starter = LazyTemporalRunStarter(settings)
+    app.state.run_starter = starter
+    relay.install(app, starter.client)
