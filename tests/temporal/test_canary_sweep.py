@@ -31,6 +31,13 @@ from cleanday.runtime.worker import load_work_orders
 pytestmark = [pytest.mark.temporal, pytest.mark.slow]
 
 HOOK_SECRET_VAR = "CLEANDAY_WEBHOOK_SECRET_WEBHOOK_LOGGER"
+# error paths with provider texts in them: a fallback-less 500 (every transport failed), a 402
+# (budget), three 429s (rate limited); each surfaces in logs, the ledger and run histories
+FAULTS = [
+    {"behavior": "tag_audit", "fault": "500", "count": 1},
+    {"behavior": "model_roll_call", "fault": "402", "count": 1},
+    {"behavior": "morning_digest", "fault": "429", "count": 3, "retry_after": 0},
+]
 LOGGERS = ("cleanday", "httpx", "httpcore", "temporalio", "workflows", "behaviors")
 
 
@@ -139,7 +146,7 @@ async def test_planted_key_and_hook_secret_never_leave_the_request_headers(
     lines: list[str] = []
     data = tmp_path / "data"
     data.mkdir()
-    result = await run_demo(weeks=1, out=lines.append, data_dir=data, inspect=sweep)
+    result = await run_demo(weeks=1, out=lines.append, data_dir=data, inspect=sweep, faults=FAULTS)
 
     places.update(_files(data))
     places.update(_tables(data / "ledger.db"))
@@ -157,6 +164,9 @@ async def test_planted_key_and_hook_secret_never_leave_the_request_headers(
     assert any(r.name.startswith("httpx") for r in caplog.records)
     assert any(p.startswith("file ") and "ledger.db" not in p for p in places)
     assert any("webhook_logger" in line for line in lines)
+    assert {"tag_audit", "model_roll_call", "morning_digest"} <= {
+        line.split(":")[0].strip(" !~") for line in lines if line.startswith("  ! ")
+    }, "the queued faults must have failed their runs (the error paths were not exercised)"
 
     leaks = _where(canaries, places)
     assert not leaks, "the planted secret leaked:\n" + "\n".join(leaks)

@@ -220,9 +220,14 @@ async def run_demo(
     out: Callable[[str], None] = print,
     data_dir: Path | None = None,
     inspect: Callable[[DemoTrace], Awaitable[None]] | None = None,
+    faults: list[dict[str, Any]] | None = None,
 ) -> DemoResult:
-    """Run the demo; returns what happened (the tests check it). `inspect`, when given, sees
-    the demo's trace after the last day and before the servers stop (the canary sweep)."""
+    """Run the demo; returns what happened (the tests check it).
+
+    `inspect`, when given, sees the demo's trace after the last day and before the servers
+    stop (the canary sweep); `faults` are queued on the local provider before the first day,
+    so error paths run too.
+    """
     from cleanday.db import make_engine, migrate
     from cleanday.ledger import LedgerService
     from cleanday.localprovider import local_provider_in_thread
@@ -238,6 +243,8 @@ async def run_demo(
         data = data_dir or Path(tmp)
         scripts = behaviors_dir / "local_scripts.yaml"
         with local_provider_in_thread(scripts if scripts.exists() else None) as provider:
+            for fault in faults or []:
+                httpx.post(f"{provider.url}/_control/faults", json=fault).raise_for_status()
             env = await WorkflowEnvironment.start_time_skipping(
                 test_server_existing_path=_bin("temporal-test-server")
             )
