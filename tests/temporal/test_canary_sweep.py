@@ -17,7 +17,9 @@ import contextlib
 import hashlib
 import json
 import logging
+import socket
 import sqlite3
+import traceback
 import uuid
 from pathlib import Path
 
@@ -25,10 +27,15 @@ import httpx
 import pytest
 
 from cleanday.config import Settings
+from cleanday.db import make_engine, migrate
+from cleanday.domain import Tier
+from cleanday.errors import RoutingError
+from cleanday.keys import SecretResolver, SpendStore
+from cleanday.presets import PresetStore
+from cleanday.router import Router
 from cleanday.runtime.demo import DemoTrace, run_demo
 from cleanday.runtime.worker import load_work_orders
-
-pytestmark = [pytest.mark.temporal, pytest.mark.slow]
+from cleanday.workorder import WorkOrder
 
 HOOK_SECRET_VAR = "CLEANDAY_WEBHOOK_SECRET_WEBHOOK_LOGGER"
 # error paths with provider texts in them: a fallback-less 500 (every transport failed), a 402
@@ -101,6 +108,8 @@ def _files(root: Path) -> dict[str, bytes]:
     return {f"file {p.relative_to(root)}": p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
+@pytest.mark.temporal
+@pytest.mark.slow
 async def test_planted_key_and_hook_secret_never_leave_the_request_headers(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -170,3 +179,65 @@ async def test_planted_key_and_hook_secret_never_leave_the_request_headers(
 
     leaks = _where(canaries, places)
     assert not leaks, "the planted secret leaked:\n" + "\n".join(leaks)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_connection_errors_on_every_transport_never_carry_the_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpx errors hold the request, headers and all (and httpx masks only Authorization in
+    a repr, not Anthropic's x-api-key): nothing the router raises or logs may show them."""
+    key = f"test-canary-{uuid.uuid4().hex}"
+    for name in LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    migrate(engine)
+    settings = Settings.model_validate(
+        {
+            "OPENROUTER_BASE_URL": dead + "/v1",
+            "ANTHROPIC_BASE_URL": dead,
+            "CLEANDAY_LOCAL_PROVIDER_URL": dead + "/v1",
+            "CLEANDAY_DATA_DIR": str(tmp_path / "data"),
+        }
+    )
+    router = Router(
+        settings,
+        SpendStore(engine),
+        PresetStore(engine),
+        SecretResolver(env={"KEY_CANARY": key}),
+    )
+    router.bind_local(
+        WorkOrder.model_validate(
+            {
+                "name": "canary",
+                "description": "test behavior",
+                "trigger": {"type": "interval", "every_seconds": 60},
+                "reports": "nothing",
+                "key": {"ref": "env:KEY_CANARY", "cap_usd": 1.0},
+                "preset": {"name": "canary", "model": "anthropic/test-model-a"},
+                "transports": {"order": ["openrouter", "anthropic", "local"]},
+                "entry": "behaviors.x:run",
+            }
+        )
+    )
+    with pytest.raises(RoutingError) as err:
+        await router.complete("canary", Tier.A, [{"role": "user", "content": "hi"}])
+    attempts = getattr(err.value, "attempts", ())
+    assert [a.transport for a in attempts] == ["openrouter", "anthropic", "local"]
+    texts = {
+        "str": str(err.value),
+        "repr": repr(err.value),
+        "attempts": repr(attempts),
+        "traceback with causes": "".join(traceback.format_exception(err.value)),
+        "log records": caplog.text,
+        "ledger": "\n".join(_tables(tmp_path / "ledger.db").values()),
+    }
+    leaks = _where([key], dict(texts))
+    assert not leaks, "the key leaked through an error path:\n" + "\n".join(leaks)
+    engine.dispose()
