@@ -8,6 +8,7 @@ with 400 when it does not conform, so the router's requests stay honest.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import threading
@@ -146,6 +147,14 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": {"code": status, "message": message}}, status, headers=headers)
 
 
+def _key_print(request: Request) -> str | None:
+    """A fingerprint of the key the request carried, never the key: the request log is read
+    over HTTP and kept in memory, and a secret must not be either place."""
+    auth = request.headers.get("authorization", "")
+    key = auth.removeprefix("Bearer ").strip() or request.headers.get("x-api-key", "").strip()
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:16] if key else None
+
+
 def _tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
@@ -180,7 +189,9 @@ def create_app(
             body = json.loads(await request.body())
         except ValueError:
             return None, _error(400, "request body is not JSON")
-        state.requests.append({"path": request.url.path, "shape": shape, "body": body})
+        state.requests.append(
+            {"path": request.url.path, "shape": shape, "body": body, "key": _key_print(request)}
+        )
         if state.validate:
             problem = validation_error(validator_for(state.spec_path, schema), body)
             if problem:

@@ -28,6 +28,7 @@ a provider that echoes a key back never puts it into an exception, a log line or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import email.utils
 import json
@@ -55,6 +56,7 @@ from cleanday.errors import (
     RateLimited,
     RegistrationError,
     RoutingError,
+    SecretResolutionError,
     UnknownBehaviorError,
 )
 from cleanday.keys import (
@@ -618,6 +620,10 @@ class Router:
                 body["provider"] = provider
         else:
             url = self.settings.resolved_local_provider_url.rstrip("/") + "/chat/completions"
+            # a local OpenAI-compatible server may check a key (vLLM, llama.cpp --api-key), so
+            # the behavior's key goes in the header when it is set; unset is fine locally
+            with contextlib.suppress(SecretResolutionError):
+                headers["Authorization"] = f"Bearer {self._secret_for(binding, 'local').reveal()}"
             body.update(params)
             body["model"] = route.model
         if response_format is not None:

@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -59,6 +59,20 @@ class DemoResult:
     promotions: list[tuple[date, str, str]] = field(default_factory=list)
     demotions: list[tuple[date, str, str]] = field(default_factory=list)
     runs: int = 0
+    workflow_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DemoTrace:
+    """What a demo left behind, handed to `run_demo(inspect=...)` before anything is torn down:
+    the Temporal client (histories), the data dir (ledger database, sink files), the local
+    provider (its request log) and the ID of every run the demo started."""
+
+    client: Client
+    data_dir: Path
+    database_url: str
+    provider_url: str
+    workflow_ids: list[str]
 
 
 def _bin(name: str) -> str:
@@ -130,6 +144,7 @@ class Demo:
             else:
                 handles.append(await start_run(self.client, name, self.task_queue, trigger="demo"))
         notes = []
+        self.result.workflow_ids += [h.id for h in handles]
         for handle in handles:
             state = await _rest(handle)
             self.result.runs += 1
@@ -157,7 +172,8 @@ class Demo:
         from cleanday.webhooks import sign
 
         body = json.dumps({"event_id": f"evt-{d.isoformat()}", "kind": "demo.tick"}).encode()
-        headers = sign(DEMO_HOOK_SECRET.encode(), body, int(self.clock.now.timestamp()))
+        secret = os.environ.get("CLEANDAY_WEBHOOK_SECRET_WEBHOOK_LOGGER", DEMO_HOOK_SECRET)
+        headers = sign(secret.encode(), body, int(self.clock.now.timestamp()))
         response = await self.hooks.post(f"/hooks/{name}", content=body, headers=headers)
         response.raise_for_status()
         return self.client.get_workflow_handle_for(BehaviorRun.run, response.json()["workflow_id"])
@@ -200,9 +216,18 @@ class Demo:
 
 
 async def run_demo(
-    weeks: int = 3, out: Callable[[str], None] = print, data_dir: Path | None = None
+    weeks: int = 3,
+    out: Callable[[str], None] = print,
+    data_dir: Path | None = None,
+    inspect: Callable[[DemoTrace], Awaitable[None]] | None = None,
+    faults: list[dict[str, Any]] | None = None,
 ) -> DemoResult:
-    """Run the demo; returns what happened (the tests check it)."""
+    """Run the demo; returns what happened (the tests check it).
+
+    `inspect`, when given, sees the demo's trace after the last day and before the servers
+    stop (the canary sweep); `faults` are queued on the local provider before the first day,
+    so error paths run too.
+    """
     from cleanday.db import make_engine, migrate
     from cleanday.ledger import LedgerService
     from cleanday.localprovider import local_provider_in_thread
@@ -218,6 +243,8 @@ async def run_demo(
         data = data_dir or Path(tmp)
         scripts = behaviors_dir / "local_scripts.yaml"
         with local_provider_in_thread(scripts if scripts.exists() else None) as provider:
+            for fault in faults or []:
+                httpx.post(f"{provider.url}/_control/faults", json=fault).raise_for_status()
             env = await WorkflowEnvironment.start_time_skipping(
                 test_server_existing_path=_bin("temporal-test-server")
             )
@@ -256,7 +283,13 @@ async def run_demo(
                     )
                     async with create_worker(env.client, deps, queue):
                         demo = Demo(env, ledger, clock, work_orders, queue, http, provider.url, out)
-                        return await _simulate(demo, found, router, weeks, bind_all)
+                        result = await _simulate(demo, found, router, weeks, bind_all)
+                        if inspect is not None:
+                            trace = DemoTrace(
+                                env.client, data, db_url, provider.url, result.workflow_ids
+                            )
+                            await inspect(trace)
+                        return result
             finally:
                 await env.shutdown()
 
