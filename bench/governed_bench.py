@@ -127,13 +127,37 @@ def work_order() -> dict[str, Any]:
     }
 
 
-async def _timed(label: str, n: int, start: Any) -> float:
+def _cpu_seconds(pid: int | str) -> float:
+    """User + system CPU a process has used so far (Linux /proc; 0 where it is unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _temporal_pid() -> int | None:
+    """The dev server WorkflowEnvironment started: our child whose command line is `temporal`."""
+    for task in Path("/proc/self/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
+            if cmdline.endswith(b"temporal"):
+                return int(child)
+    return None
+
+
+async def _timed(label: str, n: int, start: Any, pids: dict[str, int | str]) -> float:
+    """Start n runs at once, wait for all; print the rate and CPU per run by process."""
+    cpu0 = {name: _cpu_seconds(pid) for name, pid in pids.items()}
     t0 = time.perf_counter()
     handles = await asyncio.gather(*(start(i) for i in range(n)))
     await asyncio.gather(*(h.result() for h in handles))
     elapsed = time.perf_counter() - t0
     rate = n / elapsed
-    print(f"{label:<9} {n} runs in {elapsed:6.2f} s  {rate:7.1f} runs/s")
+    cpu = "  ".join(
+        f"{name} {(_cpu_seconds(pid) - cpu0[name]) * 1000 / n:5.1f}" for name, pid in pids.items()
+    )
+    print(f"{label:<9} {n} runs in {elapsed:6.2f} s  {rate:7.1f} runs/s   CPU ms/run: {cpu}")
     return rate
 
 
@@ -196,8 +220,13 @@ async def bench(n: int, data: Path) -> tuple[float, float]:
                     async def start_governed(i: int) -> Any:
                         return await start_run(client, BEHAVIOR, queue, {"n": i})
 
-                    bare_rate = await _timed("bare", n, start_bare)
-                    governed_rate = await _timed("governed", n, start_governed)
+                    # worker = this process (worker, client, local provider thread)
+                    pids: dict[str, int | str] = {"worker": "self"}
+                    pids["ledger"] = service.process.pid
+                    if (temporal := _temporal_pid()) is not None:
+                        pids["temporal"] = temporal
+                    bare_rate = await _timed("bare", n, start_bare, pids)
+                    governed_rate = await _timed("governed", n, start_governed, pids)
         finally:
             service.stop()
             await env.shutdown()

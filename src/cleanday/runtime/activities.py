@@ -53,12 +53,48 @@ class RuntimeDeps:
     data_dir: Path
 
 
+class SharedReads:
+    """Reads of one key shared by the callers that ask while another read of it is in flight.
+
+    Each caller gets the answer of a read that *started after it asked*: callers arriving while
+    a read is in flight wait for the next one, which all of them share. So no answer is older
+    than its question (a demotion recorded before a run asked is always seen), yet N runs
+    starting together cost the ledger about two reads instead of N.
+    """
+
+    def __init__(self, read: Callable[[str], Awaitable[dict[str, Any]]]) -> None:
+        self._read = read
+        self._next: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._readers: dict[str, asyncio.Task[None]] = {}
+
+    async def get(self, key: str) -> dict[str, Any]:
+        waiting = self._next.get(key)
+        if waiting is None:
+            waiting = self._next[key] = asyncio.get_running_loop().create_future()
+            if key not in self._readers:
+                self._readers[key] = asyncio.create_task(self._drain(key))
+        # shielded: one caller's cancelled activity must not cancel the others' answer
+        return await asyncio.shield(waiting)
+
+    async def _drain(self, key: str) -> None:
+        try:
+            while (waiting := self._next.pop(key, None)) is not None:
+                try:
+                    waiting.set_result(await self._read(key))
+                except Exception as exc:  # every caller of this read sees it and retries
+                    waiting.set_exception(exc)
+                    waiting.exception()  # retrieved here too: no warning if all were cancelled
+        finally:
+            del self._readers[key]
+
+
 class RuntimeActivities:
     """Class-based activities so the worker injects the ledger client, router and sink."""
 
     def __init__(self, deps: RuntimeDeps) -> None:
         self.deps = deps
         self._medians: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._states = SharedReads(deps.ledger.behavior)
 
     async def _trailing_medians(self, behavior: str) -> dict[str, Any]:
         # 14-day medians barely move within a minute; asking once a minute per behavior
@@ -83,7 +119,7 @@ class RuntimeActivities:
     async def load_binding(self, behavior: str) -> Binding:
         """The behavior's tier, status and bound preset version and key, as of now."""
         wo = self._work_order(behavior)
-        body = await self.deps.ledger.behavior(behavior)
+        body = await self._states.get(behavior)
         state = body.get("state", body)
         timeout_class = wo.preset.timeout_class or "fast"
         return Binding(

@@ -80,6 +80,9 @@ async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) 
     """`cleanday worker`: connect, register behaviors, sync schedules, run until SIGINT/SIGTERM."""
     from cleanday.sinks import FileSink
 
+    # httpx logs every request at INFO: three ledger calls and a model call per run would
+    # bury the worker's own lines and cost CPU on every run
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
     found = load_work_orders(settings.behaviors_dir)
     async with LedgerClient(settings.resolved_service_url, settings.token) as ledger:
