@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         SUCCEEDED,
         ActRequest,
         Binding,
+        Checked,
         GateRequest,
         RunRequest,
         RunState,
@@ -58,16 +59,9 @@ class BehaviorRun:
             s.phase, s.outcome = "done", "skipped"
             return s
 
-        s.phase = "running step"
-        step = await self._run_step(binding, run_id, request)
-        s.output, s.summary = step.output, step.summary
-
-        s.phase = "checking gates"
-        verdict: Verdict = await workflow.execute_local_activity_method(
-            RuntimeActivities.check_gates,
-            GateRequest(binding, run_id, step, _ms_since(started)),
-            start_to_close_timeout=_LEDGER,
-        )
+        s.phase = "running step"  # and then every gate on its output, in the same activity
+        step, verdict = await self._run_step(binding, run_id, request)
+        s.summary = step.summary
         s.gates, s.anomalies, s.output = verdict.gates, verdict.anomalies, verdict.output
         step.actions = verdict.actions  # act on what the gates let through (redacted if need be)
 
@@ -112,16 +106,18 @@ class BehaviorRun:
     def state(self) -> RunState:
         return self._state
 
-    async def _run_step(self, binding: Binding, run_id: str, request: RunRequest) -> StepOutput:
+    async def _run_step(
+        self, binding: Binding, run_id: str, request: RunRequest
+    ) -> tuple[StepOutput, Verdict]:
         try:
-            result: StepOutput = await workflow.execute_activity_method(
+            checked: Checked = await workflow.execute_activity_method(
                 RuntimeActivities.run_step,
                 StepRequest(binding, run_id, request.input, workflow.now()),
                 start_to_close_timeout=timedelta(seconds=binding.step_timeout_seconds),
                 heartbeat_timeout=_STEP_HEARTBEAT,
                 retry_policy=_STEP_RETRY,
             )
-            return result
+            return checked.step, checked.verdict
         except ActivityError as err:
             # the step failed after its retry policy, or ran past its timeout class
             if isinstance(err.cause, ActivityTimeout):
@@ -129,7 +125,15 @@ class BehaviorRun:
                 context["timeout_s"] = binding.step_timeout_seconds
             else:
                 context = {"error": str(err.cause), "attempts": _STEP_RETRY.maximum_attempts}
-            return StepOutput(summary=f"step failed: {context['error']}", context=context)
+        # no verdict came back with the step: the gates judge its failure here
+        self._state.phase = "checking gates"
+        step = StepOutput(summary=f"step failed: {context['error']}", context=context)
+        verdict: Verdict = await workflow.execute_local_activity_method(
+            RuntimeActivities.check_gates,
+            GateRequest(binding, run_id, step, _ms_since(workflow.info().start_time)),
+            start_to_close_timeout=_LEDGER,
+        )
+        return step, verdict
 
     async def _act(
         self, binding: Binding, run_id: str, step: StepOutput, item_id: str | None

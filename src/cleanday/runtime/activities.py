@@ -22,6 +22,7 @@ from cleanday.runtime.types import (
     ActResult,
     AnomalyOutcome,
     Binding,
+    Checked,
     GateOutcome,
     GateRequest,
     StepOutput,
@@ -133,8 +134,13 @@ class RuntimeActivities:
         )
 
     @activity.defn(name="run_step")
-    async def run_step(self, request: StepRequest) -> StepOutput:
-        """Run the behavior's step code with its bound model; a refusal becomes a gate context."""
+    async def run_step(self, request: StepRequest) -> Checked:
+        """Run the behavior's step code with its bound model, then every gate on what it produced.
+
+        The gates run here, in the step's activity, so the step's output is judged where it was
+        made rather than shipped back to the worker in a second activity; a refusal becomes a
+        gate context the gates judge the same way.
+        """
         from cleanday.gates import GateContext, prepare_input
 
         b = request.binding
@@ -152,21 +158,22 @@ class RuntimeActivities:
             now=request.now,
         )
         try:
-            result = await _heartbeating(step(ctx))
+            output = _flatten(await _heartbeating(step(ctx)))
         except (GateFailure, RoutingError) as exc:
             # budget/policy refusals and exhausted routing are gate failures, not retries
             gc = GateContext.from_exception(exc, input=dict(request.input))
-            return StepOutput(summary=str(exc), context=_context_dict(gc))
-        return _flatten(result)
+            output = StepOutput(summary=str(exc), context=_context_dict(gc))
+        return Checked(output, await self._verdict(wo, output))
 
     @activity.defn(name="check_gates")
     async def check_gates(self, request: GateRequest) -> Verdict:
-        """Every gate and anomaly detector of the Work Order on this run."""
+        """Every gate and anomaly detector on a step that failed after its retries or timed out."""
+        return await self._verdict(self._work_order(request.binding.behavior), request.step)
+
+    async def _verdict(self, wo: WorkOrder, step: StepOutput) -> Verdict:
         from cleanday.anomalies import Medians, RunFacts, detect
         from cleanday.gates import evaluate
 
-        wo = self._work_order(request.binding.behavior)
-        step = request.step
         ctx = _context_from(step.context)
         result = None if step.context and step.output is None else _unflatten(step)
         report = evaluate(wo, result, ctx)

@@ -102,6 +102,14 @@ class Verdict:
 
 
 @dataclass
+class Checked:
+    """The step's output and every gate's verdict on it, from the one activity that ran both."""
+
+    step: StepOutput
+    verdict: Verdict
+
+
+@dataclass
 class ActRequest:
     behavior: str
     run_id: str
