@@ -834,6 +834,7 @@ class LedgerService:
         with write_connection(self.engine) as conn:
             head = chain.lock_head(conn, now)
             batch = _Batch(self, conn, head, now)
+            batch.prefetch(reports)
             results = []
             for i, report in enumerate(reports):
                 try:
@@ -1495,11 +1496,26 @@ class _Batch:
         self.entries: list[dict[str, Any]] = []  # linked, not yet inserted
         self.outbox: list[dict[str, Any]] = []
         self.with_items: list[RunReport] = []
+        self.prefetched = False  # once true, `seen` holds every recorded run ID of the batch
 
-    def _state(self, name: str) -> _Mem:
+    def prefetch(self, reports: Sequence[RunReport]) -> None:
+        """Read the batch's state rows and already recorded run IDs with a few queries."""
+        rows = store.state_rows(self.conn, sorted({r.behavior for r in reports}))
+        for row in rows.values():
+            self._state(row.behavior, row)
+        run_ids = sorted({r.run_id for r in reports})
+        for part in store.chunks(run_ids, 1000):
+            found = self.conn.execute(
+                sa.select(T_RUNS.c.run_id, T_RUNS.c.behavior).where(T_RUNS.c.run_id.in_(part))
+            ).all()
+            self.seen.update({str(f.run_id): str(f.behavior) for f in found})
+        self.prefetched = True
+
+    def _state(self, name: str, row: Any = None) -> _Mem:
         m = self.mem.get(name)
         if m is None:
-            row = self.ledger._state_row(self.conn, name)
+            if row is None:
+                row = self.ledger._state_row(self.conn, name)
             m = _Mem(
                 name,
                 ladder.Accumulator.from_json(row.accumulator),
@@ -1516,8 +1532,8 @@ class _Batch:
         return m
 
     def _seen(self, run_id: str) -> str | None:
-        if run_id in self.seen:
-            return self.seen[run_id]
+        if run_id in self.seen or self.prefetched:
+            return self.seen.get(run_id)
         found = self.conn.execute(_Q_RUN_SEEN, {"run_id": run_id}).first()
         return None if found is None else str(found.behavior)
 

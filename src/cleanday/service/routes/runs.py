@@ -106,20 +106,22 @@ def _committer(request: Request, service: LedgerService) -> _GroupCommit:
     "",
     dependencies=[Operator],
     status_code=status.HTTP_201_CREATED,
+    response_model=ReportResult,
     summary="Report a finished run (201 first time, 200 when already reported)",
     description=(
         "Reports arriving together are written in one transaction (group commit); each gets "
         "its own answer, and a bad report fails only its own request."
     ),
-    responses={200: {"description": "already reported; nothing changed"}},
+    responses={200: {"description": "already reported; nothing changed", "model": ReportResult}},
 )
-async def report_run(
-    body: RunReport, service: Service, request: Request, response: Response
-) -> ReportResult:
+async def report_run(body: RunReport, service: Service, request: Request) -> Response:
     result = await _committer(request, service).submit(body)
-    if not result.recorded:
-        response.status_code = status.HTTP_200_OK
-    return result
+    # serialized here, once: FastAPI would validate the model again before encoding it
+    return _json(result, status.HTTP_201_CREATED if result.recorded else status.HTTP_200_OK)
+
+
+def _json(model: BaseModel, code: int) -> Response:
+    return Response(model.model_dump_json(), status_code=code, media_type="application/json")
 
 
 class RunBatchResult(BaseModel):
@@ -131,6 +133,7 @@ class RunBatchResult(BaseModel):
 @router.post(
     "/batch",
     dependencies=[Operator],
+    response_model=RunBatchResult,
     summary=f"Report up to {MAX_BATCH} finished runs in one transaction",
     description=(
         "A list of run reports, each as for `POST /api/v1/runs`, written in one transaction: "
@@ -143,7 +146,8 @@ class RunBatchResult(BaseModel):
 async def report_runs(
     service: Service,
     body: Annotated[list[RunReport], Body(min_length=1, max_length=MAX_BATCH)],
-) -> RunBatchResult:
+) -> Response:
     results = await asyncio.to_thread(service.report_runs, body)
     recorded = sum(1 for r in results if r.recorded)
-    return RunBatchResult(recorded=recorded, unchanged=len(results) - recorded, results=results)
+    out = RunBatchResult(recorded=recorded, unchanged=len(results) - recorded, results=results)
+    return _json(out, status.HTTP_200_OK)
