@@ -546,3 +546,27 @@ def test_concurrent_single_reports_are_committed_together_and_a_bad_one_fails_al
     assert answered == [b["run_id"] for b in bodies if b["behavior"] != "ghost"]
     assert service.verify().ok
     assert len([e for e in service.history("beta") if e.kind.value == "run_reported"]) == 4
+
+
+def test_a_run_report_the_fast_path_passes_on_is_answered_by_the_route_the_same_way(
+    client: TestClient, service: Any
+) -> None:
+    register(client, "alpha")
+    t = REGISTERED_AT + timedelta(hours=1)
+    fast = client.post("/api/v1/runs", json=run_report("alpha", "f-1", t), headers=AUTH)
+    # a lower-case scheme skips the fast path; the route accepts it
+    routed = client.post(
+        "/api/v1/runs",
+        json=run_report("alpha", "f-2", t),
+        headers={"Authorization": f"bearer {TOKEN}"},
+    )
+    assert (fast.status_code, routed.status_code) == (201, 201)
+    assert set(fast.json()) == set(routed.json())
+    assert fast.json()["state"] == routed.json()["state"] | {
+        "updated_at": fast.json()["state"]["updated_at"]
+    }
+    wrong = client.post(
+        "/api/v1/runs", json=run_report("alpha", "f-3", t), headers={"Authorization": "Bearer no"}
+    )
+    assert wrong.status_code == 401
+    assert [e.kind.value for e in service.history("alpha")].count("run_reported") == 2
