@@ -217,7 +217,7 @@ def client_process(port: int, conns: list[list[bytes]], batch: bool, go: Any, ou
 
 def plan(args: argparse.Namespace, batch: int, base: datetime) -> list[list[bytes]]:
     """Requests per connection: connection c carries the behaviors b with b % conns == c."""
-    conns = args.concurrency
+    conns = args.batch_concurrency if batch else args.concurrency
     per_conn: list[list[int]] = [[] for _ in range(conns)]
     for i in range(args.reports):
         per_conn[(i % args.behaviors) % conns].append(i)
@@ -308,7 +308,7 @@ def measure(args: argparse.Namespace, mode: str) -> float:
     what = {
         "single": f"single  POST /api/v1/runs, {args.concurrency} connections",
         "batch": f"batch   POST /api/v1/runs/batch, {args.batch} reports per request, "
-        f"{args.concurrency} connections",
+        f"{args.batch_concurrency} connections",
         "http-only": f"http    POST /api/v1/runs to a ledger that stores nothing, "
         f"{args.concurrency} connections",
     }[mode]
@@ -359,6 +359,9 @@ def main() -> None:
     parser.add_argument("--behaviors", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=64, help="client connections")
     parser.add_argument("--batch", type=int, default=100, help="reports per batch request")
+    parser.add_argument(
+        "--batch-concurrency", type=int, default=4, help="client connections sending batches"
+    )
     parser.add_argument("--clients", type=int, default=1, help="client processes")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--quick", action="store_true", help="2,000 reports per path")
