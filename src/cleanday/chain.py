@@ -95,6 +95,23 @@ def append(
     conn: Connection, head: Head, entries: Sequence[NewEntry], now: datetime
 ) -> tuple[Head, list[dict[str, Any]]]:
     """Append entries after `head` (which the caller locked); returns the new head and rows."""
+    head, rows = link(head, entries, now)
+    if rows:
+        raw_insert(conn, T_ENTRIES, rows)
+        conn.execute(_UPDATE_HEAD, {"seq": head.seq, "hash": head.hash, "updated_at": now})
+    return head, rows
+
+
+def set_head(conn: Connection, head: Head, now: datetime) -> None:
+    """Move the chain_head row to `head` (after the caller inserted the rows `link` made)."""
+    conn.execute(_UPDATE_HEAD, {"seq": head.seq, "hash": head.hash, "updated_at": now})
+
+
+def link(
+    head: Head, entries: Sequence[NewEntry], now: datetime
+) -> tuple[Head, list[dict[str, Any]]]:
+    """The rows that would follow `head` (seq and hashes assigned), without writing them: the
+    batch ingest links a whole batch in memory and inserts it once."""
     rows: list[dict[str, Any]] = []
     seq, prev = head.seq, head.hash
     for e in entries:
@@ -114,9 +131,6 @@ def append(
             }
         )
         prev = h
-    if rows:
-        raw_insert(conn, T_ENTRIES, rows)
-        conn.execute(_UPDATE_HEAD, {"seq": seq, "hash": prev, "updated_at": now})
     return Head(seq, prev), rows
 
 

@@ -342,11 +342,16 @@ class LedgerService:
         pending: Sequence[tuple[int, Entry]],
         policy: Policy,
         now: datetime,
+        acc: Any = None,
+        flush: Callable[[], None] | None = None,
     ) -> _Fold:
         """Apply entries (seq, Entry) not yet folded into `row`, then view at `now` and work out
-        the audit entries and notifications for anything newly concluded."""
+        the audit entries and notifications for anything newly concluded. `acc` is the row's
+        accumulator when the caller already holds it; `flush` writes anything the caller holds
+        in memory before this reads entries back (the batch ingest's refold)."""
         name = row.behavior
-        acc = ladder.Accumulator.from_json(row.accumulator)
+        if acc is None:
+            acc = ladder.Accumulator.from_json(row.accumulator)
         todo = sorted(
             ((s, e) for s, e in pending if s > row.last_seq), key=lambda p: ladder.fold_order(p[1])
         )
@@ -358,6 +363,8 @@ class LedgerService:
                 last_seq = max(last_seq, s)
         except ladder.OutOfOrderEntry:
             # an entry older than what was folded: recompute this behavior from all its entries
+            if flush is not None:
+                flush()
             acc, last_seq = self._refold(conn, name, policy)
             refolded = True
         state = ladder.view(acc, policy, now)
@@ -815,6 +822,27 @@ class LedgerService:
             state=result_row,
             derived=[d.kind for d in fold.derived],
         )
+
+    def report_runs(self, reports: Sequence[RunReport]) -> list[ReportResult]:
+        """Record many finished runs in one transaction under one chain lock: the same entries,
+        hashes, states, items and alerts as `report_run` called for each in order, one result
+        per report (a run_id already recorded, in the ledger or earlier in the batch, is
+        `recorded=False`). Any error writes nothing and names the report's index."""
+        if not reports:
+            return []
+        now = self._now()
+        with write_connection(self.engine) as conn:
+            head = chain.lock_head(conn, now)
+            batch = _Batch(self, conn, head, now)
+            batch.prefetch(reports)
+            results = []
+            for i, report in enumerate(reports):
+                try:
+                    results.append(batch.add(report))
+                except (RegistrationError, UnknownBehaviorError) as exc:
+                    raise type(exc)(f"report {i} ({report.run_id}): {exc}") from exc
+            batch.finish()
+        return results
 
     def _add_items(self, conn: Connection, report: RunReport, now: datetime) -> None:
         if report.outcome not in ("proposed", "staged"):
@@ -1436,6 +1464,191 @@ def _run_audit(report: RunReport, tier_before: str) -> tuple[list[NewEntry], lis
             )
         )
     return derived, outbox
+
+
+@dataclass
+class _Mem:
+    """A behavior's state row as the batch ingest holds it between reports of one batch (the
+    attributes `_fold` and `_fold_row` read), with its accumulator kept decoded."""
+
+    behavior: str
+    acc: Any
+    last_seq: int
+    last_change_at: datetime | None
+    status: str
+    tier: str
+    idle_days: str
+    version: int
+    preset_version: int
+    view: BehaviorRow
+    fold: _Fold | None = None  # the last fold of this batch, stored at the end
+
+
+class _Batch:
+    """One `report_runs` transaction: reports are folded one by one in memory, exactly as
+    `report_run` would in this order, and written with one executemany per table."""
+
+    def __init__(self, ledger: LedgerService, conn: Connection, head: chain.Head, now: datetime):
+        self.ledger, self.conn, self.head, self.now = ledger, conn, head, now
+        self.mem: dict[str, _Mem] = {}
+        self.seen: dict[str, str] = {}  # run_id -> behavior, for run_ids met in this batch
+        self.runs: list[dict[str, Any]] = []
+        self.entries: list[dict[str, Any]] = []  # linked, not yet inserted
+        self.outbox: list[dict[str, Any]] = []
+        self.with_items: list[RunReport] = []
+        self.prefetched = False  # once true, `seen` holds every recorded run ID of the batch
+
+    def prefetch(self, reports: Sequence[RunReport]) -> None:
+        """Read the batch's state rows and already recorded run IDs with a few queries."""
+        rows = store.state_rows(self.conn, sorted({r.behavior for r in reports}))
+        for row in rows.values():
+            self._state(row.behavior, row)
+        run_ids = sorted({r.run_id for r in reports})
+        for part in store.chunks(run_ids, 1000):
+            found = self.conn.execute(
+                sa.select(T_RUNS.c.run_id, T_RUNS.c.behavior).where(T_RUNS.c.run_id.in_(part))
+            ).all()
+            self.seen.update({str(f.run_id): str(f.behavior) for f in found})
+        self.prefetched = True
+
+    def _state(self, name: str, row: Any = None) -> _Mem:
+        m = self.mem.get(name)
+        if m is None:
+            if row is None:
+                row = self.ledger._state_row(self.conn, name)
+            m = _Mem(
+                name,
+                ladder.Accumulator.from_json(row.accumulator),
+                int(row.last_seq),
+                row.last_change_at,
+                row.status,
+                row.tier,
+                row.idle_days,
+                row.version,
+                row.preset_version,
+                _behavior_row(row),
+            )
+            self.mem[name] = m
+        return m
+
+    def _seen(self, run_id: str) -> str | None:
+        if run_id in self.seen or self.prefetched:
+            return self.seen.get(run_id)
+        found = self.conn.execute(_Q_RUN_SEEN, {"run_id": run_id}).first()
+        return None if found is None else str(found.behavior)
+
+    def flush(self) -> None:
+        """Insert what is held so far (the refold reads a behavior's entries back)."""
+        if self.runs:
+            store.raw_insert(self.conn, T_RUNS, self.runs)
+            self.runs = []
+        if self.entries:
+            store.raw_insert(self.conn, T_ENTRIES, self.entries)
+            self.entries = []
+
+    def _link(self, entries: Sequence[NewEntry]) -> list[dict[str, Any]]:
+        self.head, rows = chain.link(self.head, entries, self.now)
+        self.entries.extend(rows)
+        return rows
+
+    def add(self, report: RunReport) -> ReportResult:
+        name, now = report.behavior, self.now
+        m = self._state(name)
+        prior = self._seen(report.run_id)
+        if prior is not None:
+            if prior != name:
+                raise RegistrationError(
+                    f"run {report.run_id} was already reported for behavior "
+                    f"{prior}, not {name}; run IDs are unique"
+                )
+            return ReportResult(
+                behavior=name,
+                run_id=report.run_id,
+                recorded=False,
+                message=f"run {report.run_id} already recorded; nothing changed",
+                state=m.view,
+            )
+        self.seen[report.run_id] = name
+        self.runs.append(
+            dict(
+                run_id=report.run_id,
+                workflow_id=report.workflow_id,
+                behavior=name,
+                started_at=report.started_at,
+                finished_at=report.finished_at,
+                outcome=report.outcome,
+                cost_usd=report.cost_usd,
+                tokens_in=report.tokens_in,
+                tokens_out=report.tokens_out,
+                model=report.model,
+                transport=report.transport,
+                latency_ms=report.latency_ms,
+                output_size=report.output_size,
+                summary=report.summary,
+                reported_at=now,
+            )
+        )
+        if report.outcome in ("proposed", "staged"):
+            self.with_items.append(report)
+        data = report.model_dump(mode="json", exclude={"behavior", "finished_at", "items"})
+        fact = NewEntry(
+            name, EntryKind.RUN_REPORTED.value, report.finished_at, f"run:{report.run_id}", data
+        )
+        derived, outbox = _run_audit(report, m.tier)
+        (fact_row,) = self._link([fact])
+        # the entry as `report_run` would read it back: UTC, JSON data
+        at = fact.at.astimezone(UTC)
+        pending = [(fact_row["seq"], Entry(name, EntryKind.RUN_REPORTED, at, fact.key, data))]
+        policy = self.ledger._policy_for(m)
+        fold = self.ledger._fold(self.conn, m, pending, policy, now, acc=m.acc, flush=self.flush)
+        fold.derived[:0] = derived
+        if any(d.kind == EntryKind.DEMOTED.value for d in fold.derived):
+            outbox = [o for o in outbox if o["kind"] != "gate_failure_alert"]
+        fold.outbox[:0] = outbox
+        self._link(fold.derived)
+        self.outbox.extend(fold.outbox)
+        view = _fold_row(fold, m, now)
+        m.acc, m.last_seq, m.last_change_at = fold.acc, fold.last_seq, fold.last_change_at
+        m.status, m.tier, m.view, m.fold = (
+            fold.state.status.value,
+            fold.state.tier.value,
+            view,
+            fold,
+        )
+        return ReportResult(
+            behavior=name,
+            run_id=report.run_id,
+            recorded=True,
+            message=_report_message(report, view, fold),
+            state=view,
+            derived=[d.kind for d in fold.derived],
+        )
+
+    def finish(self) -> None:
+        conn, now = self.conn, self.now
+        self.flush()
+        for report in self.with_items:
+            self.ledger._add_items(conn, report, now)
+        chain.set_head(conn, self.head, now)
+        self.ledger._link_runs(self.outbox, conn)
+        # one report at a time, a later alert with an earlier one's key would find it queued
+        first = {o["dedupe_key"]: o for o in reversed(self.outbox)}
+        store.add_outbox(conn, [o for o in self.outbox if first[o["dedupe_key"]] is o], now)
+        store.update_states(
+            conn,
+            [
+                {
+                    "behavior": m.behavior,
+                    **store.state_values(m.fold.state),
+                    "accumulator": m.acc.to_json(),
+                    "last_seq": m.last_seq,
+                    "last_change_at": m.last_change_at,
+                    "updated_at": now,
+                }
+                for m in self.mem.values()
+                if m.fold is not None
+            ],
+        )
 
 
 def _report_message(report: RunReport, row: BehaviorRow, fold: _Fold) -> str:

@@ -436,3 +436,137 @@ def test_the_pane_of_glass_escapes_a_failure_reason_and_marks_candidates() -> No
     assert html.count("<tr") == 3  # the header and one row per behavior
     assert ">yes<" in html  # beta is a candidate
     assert "No behaviors registered" in render_pane([])
+
+
+# -- batch ingest and group commit -------------------------------------------------------------
+
+
+def test_a_batch_of_runs_is_recorded_in_one_request_idempotently_by_run_id(
+    client: TestClient, service: Any
+) -> None:
+    register(client, "alpha")
+    register(client, "beta")
+    t = REGISTERED_AT + timedelta(hours=1)
+    batch = [
+        run_report("alpha", "a-1", t),
+        run_report("beta", "b-1", t),
+        run_report("alpha", "a-1", t),  # repeated within the batch
+        run_report("alpha", "a-2", t + timedelta(minutes=5)),
+    ]
+    r = client.post("/api/v1/runs/batch", json=batch, headers=AUTH)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["recorded"], body["unchanged"]) == (3, 1)
+    assert [x["recorded"] for x in body["results"]] == [True, True, False, True]
+    assert [x["run_id"] for x in body["results"]] == ["a-1", "b-1", "a-1", "a-2"]
+    again = client.post("/api/v1/runs/batch", json=batch, headers=AUTH).json()
+    assert (again["recorded"], again["unchanged"]) == (0, 4)
+    kinds = [e["kind"] for e in client.get("/api/v1/behaviors/alpha/history").json()]
+    assert kinds.count("run_reported") == 2
+    assert service.verify().ok
+
+
+@pytest.mark.parametrize(
+    ("bad", "status", "named"),
+    [
+        ({"cost_usd": -1}, 422, "2.cost_usd"),
+        ({"finished_at": "2026-10-25T10:00:00"}, 422, "2.finished_at"),
+        ({"behavior": "ghost"}, 404, "report 2 (r-2)"),
+    ],
+)
+def test_a_batch_with_a_bad_item_names_its_index_and_writes_nothing(
+    client: TestClient, service: Any, bad: dict[str, Any], status: int, named: str
+) -> None:
+    register(client, "alpha")
+    before = len(service.history("alpha"))
+    t = REGISTERED_AT + timedelta(hours=1)
+    batch = [run_report("alpha", f"r-{i}", t) for i in range(4)]
+    batch[2] |= bad
+    r = client.post("/api/v1/runs/batch", json=batch, headers=AUTH)
+    assert r.status_code == status, r.text
+    assert named in r.json()["detail"]
+    assert len(service.history("alpha")) == before
+
+
+def test_a_batch_larger_than_the_limit_or_empty_is_refused(client: TestClient) -> None:
+    from cleanday.service.routes.runs import MAX_BATCH
+
+    register(client, "alpha")
+    t = REGISTERED_AT + timedelta(hours=1)
+    too_many = [run_report("alpha", f"r-{i}", t) for i in range(MAX_BATCH + 1)]
+    assert client.post("/api/v1/runs/batch", json=too_many, headers=AUTH).status_code == 422
+    assert client.post("/api/v1/runs/batch", json=[], headers=AUTH).status_code == 422
+    doc = client.get("/openapi.json").json()
+    op = doc["paths"]["/api/v1/runs/batch"]["post"]
+    assert op["requestBody"]["content"]["application/json"]["schema"]["maxItems"] == MAX_BATCH
+    ok = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert ok.endswith("/RunBatchResult")
+
+
+def test_concurrent_single_reports_are_committed_together_and_a_bad_one_fails_alone(
+    app: FastAPI, client: TestClient, service: Any
+) -> None:
+    import asyncio
+
+    import httpx
+
+    from cleanday.service.routes.runs import _GroupCommit
+
+    register(client, "alpha")
+    register(client, "beta")
+    groups: list[int] = []
+    real = service.report_runs
+
+    def spy(reports: list[Any]) -> list[Any]:
+        groups.append(len(reports))
+        return real(reports)
+
+    service.report_runs = spy
+    t = REGISTERED_AT + timedelta(hours=1)
+    bodies = [run_report("alpha" if i % 2 else "beta", f"g-{i}", t) for i in range(10)]
+    bodies[4]["behavior"] = "ghost"  # passes validation, fails in the ledger
+    bodies.append(run_report("beta", "g-0", t))  # a repeat of a report in the same group
+
+    async def post_all() -> list[httpx.Response]:
+        # a long window, so that the test sees one group whatever the machine's load
+        app.state.run_group_commit = _GroupCommit(service, asyncio.get_running_loop(), 0.5)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as ac:
+            return await asyncio.gather(
+                *(ac.post("/api/v1/runs", json=b, headers=AUTH) for b in bodies)
+            )
+
+    responses = asyncio.run(post_all())
+    codes = [r.status_code for r in responses]
+    assert codes == [201] * 4 + [404] + [201] * 5 + [200]
+    assert "ghost" in responses[4].json()["detail"]
+    assert groups[0] == len(bodies)  # one transaction for all, failed by the ghost...
+    assert groups[1:] == [1] * len(bodies)  # ...then each on its own
+    answered = [r.json()["run_id"] for r in responses if r.status_code != 404]
+    assert answered == [b["run_id"] for b in bodies if b["behavior"] != "ghost"]
+    assert service.verify().ok
+    assert len([e for e in service.history("beta") if e.kind.value == "run_reported"]) == 4
+
+
+def test_a_run_report_the_fast_path_passes_on_is_answered_by_the_route_the_same_way(
+    client: TestClient, service: Any
+) -> None:
+    register(client, "alpha")
+    t = REGISTERED_AT + timedelta(hours=1)
+    fast = client.post("/api/v1/runs", json=run_report("alpha", "f-1", t), headers=AUTH)
+    # a lower-case scheme skips the fast path; the route accepts it
+    routed = client.post(
+        "/api/v1/runs",
+        json=run_report("alpha", "f-2", t),
+        headers={"Authorization": f"bearer {TOKEN}"},
+    )
+    assert (fast.status_code, routed.status_code) == (201, 201)
+    assert set(fast.json()) == set(routed.json())
+    assert fast.json()["state"] == routed.json()["state"] | {
+        "updated_at": fast.json()["state"]["updated_at"]
+    }
+    wrong = client.post(
+        "/api/v1/runs", json=run_report("alpha", "f-3", t), headers={"Authorization": "Bearer no"}
+    )
+    assert wrong.status_code == 401
+    assert [e.kind.value for e in service.history("alpha")].count("run_reported") == 2

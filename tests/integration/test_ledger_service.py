@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -631,3 +631,110 @@ def test_the_day_close_uses_the_ledgers_time_zone(engine: Engine, tmp_path: Path
     assert svc.list_behaviors()[0].clean_days == 1
     clock.set(datetime(2026, 11, 11, 0, 5, tzinfo=ny))
     assert svc.close_day(date(2026, 11, 10)).behaviors == 0
+
+
+# -- batch ingest -----------------------------------------------------------------------------
+
+
+def _batch_scenario(svc: LedgerService, clock: FakeClock, tmp_path: Path) -> list[RunReport]:
+    """Two behaviors (tagger trusted to C), and a batch that demotes tagger, quarantines poster,
+    repeats run IDs, carries a late report, a proposal and a non-UTC offset."""
+    wo_dir = tmp_path / "wo"
+    wo_dir.mkdir(exist_ok=True)
+    _register(svc, wo_dir)
+    _register(svc, wo_dir, "poster")
+    clock.set(at("2026-11-09", 9))
+    svc.override("tagger", "trusted already", tier=Tier.C)
+    svc.report_run(report("tagger", "t-already", at("2026-11-09", 10)))
+    clock.set(at("2026-11-11", 18))
+    berlin = timezone(timedelta(hours=1))
+    return [
+        report("tagger", "t1", at("2026-11-10", 12)),
+        report("poster", "p1", at("2026-11-09", 12), failed_gate="schema"),
+        report("tagger", "t1", at("2026-11-10", 12)),  # repeated within the batch
+        report("tagger", "t-already", at("2026-11-09", 10)),  # recorded before the batch
+        report("tagger", "t2", at("2026-11-11", 12).astimezone(berlin), failed_gate="budget"),
+        report("poster", "p2", at("2026-11-10", 12), failed_gate="schema", anomaly="cost"),
+        report("tagger", "t-late", at("2026-11-09", 11)),  # older than t1: a refold
+        report("poster", "p3", at("2026-11-11", 12), failed_gate="schema"),
+        report("tagger", "t3", at("2026-11-11", 13), outcome="proposed"),
+    ]
+
+
+def _snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
+    with engine.connect() as conn:
+        entries = conn.execute(
+            sa.select(
+                T_ENTRIES.c.seq, T_ENTRIES.c.kind, T_ENTRIES.c.at, T_ENTRIES.c.key,
+                T_ENTRIES.c.data,
+            ).order_by(T_ENTRIES.c.seq)
+        ).all()  # fmt: skip
+        states = conn.execute(
+            sa.select(
+                T_STATES.c.behavior, T_STATES.c.tier, T_STATES.c.status, T_STATES.c.accumulator,
+                T_STATES.c.last_seq, T_STATES.c.last_change_at,
+            ).order_by(T_STATES.c.behavior)
+        ).all()  # fmt: skip
+        outbox = conn.execute(
+            sa.select(T_OUTBOX.c.kind, T_OUTBOX.c.dedupe_key, T_OUTBOX.c.payload).order_by(
+                T_OUTBOX.c.id
+            )
+        ).all()
+        runs = conn.execute(sa.select(T_RUNS.c.run_id, T_RUNS.c.finished_at).order_by(T_RUNS.c.id))
+        return {
+            # an override's key is a fresh UUID (so are the hashes after it); the rest must match
+            "entries": [
+                (r.seq, r.kind, r.at, "override" if r.kind == "override" else r.key, r.data)
+                for r in entries
+            ],
+            "states": [tuple(r) for r in states],
+            "outbox": [tuple(r) for r in outbox],
+            "runs": [tuple(r) for r in runs.all()],
+        }
+
+
+def test_a_batch_of_reports_writes_exactly_what_reporting_them_one_by_one_writes(
+    svc: LedgerService, engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    from cleanday.db import make_engine, migrate
+
+    ref_engine = make_engine(f"sqlite:///{tmp_path / 'one-by-one.db'}")
+    migrate(ref_engine)
+    ref_clock = FakeClock(REGISTERED)
+    ref = LedgerService(ref_engine, Policy(timezone="UTC"), ref_clock)
+    one_by_one = [ref.report_run(r) for r in _batch_scenario(ref, ref_clock, tmp_path)]
+
+    batched = svc.report_runs(_batch_scenario(svc, clock, tmp_path))
+
+    assert [r.model_dump() for r in batched] == [r.model_dump() for r in one_by_one]
+    assert [r.recorded for r in batched] == [True, True, False, False, True, True, True, True, True]
+    assert batched[4].state.tier == Tier.B and "demoted" in batched[4].derived
+    assert batched[7].state.status == Status.QUARANTINED
+    # the same entries in the same order, states, alerts and runs; the chain verifies
+    assert _snapshot(engine) == _snapshot(ref_engine)
+    assert svc.verify().ok
+    assert svc.rebuild().differences == []
+    assert _count(engine, T_OUTBOX, T_OUTBOX.c.kind == "demotion_alert") == 1
+    assert _count(engine, T_OUTBOX, T_OUTBOX.c.kind == "quarantine_notice") == 1
+    ref_engine.dispose()
+
+
+def test_a_batch_with_a_bad_report_writes_nothing_and_names_its_index(
+    svc: LedgerService, engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    _register(svc, tmp_path)
+    clock.set(at("2026-11-09", 18))
+    svc.report_run(report("tagger", "r0", at("2026-11-09", 9)))
+    entries = _count(engine, T_ENTRIES)
+    good = report("tagger", "r1", at("2026-11-09", 12))
+    with pytest.raises(UnknownBehaviorError, match=r"report 1 \(r2\): no behavior named 'ghost'"):
+        svc.report_runs([good, report("ghost", "r2", at("2026-11-09", 12))])
+    _register(svc, tmp_path, "poster")
+    entries += 1
+    with pytest.raises(RegistrationError, match=r"report 1 \(r0\):.*already reported for"):
+        svc.report_runs([good, report("poster", "r0", at("2026-11-09", 12))])
+    assert _count(engine, T_ENTRIES) == entries
+    assert _count(engine, T_RUNS) == 1
+    assert svc.report_runs([]) == []
+    assert svc.report_runs([good])[0].recorded
+    assert svc.verify().ok

@@ -116,6 +116,7 @@ def create_app(
 
     for module in (pane, behaviors, runs, permits, reviews, days):
         app.include_router(module.router)
+    app.add_middleware(runs.IngestFastPath)  # single run reports skip the routing machinery
     return app
 
 
