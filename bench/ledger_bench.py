@@ -232,6 +232,53 @@ def _drop_pg_database(server: str, name: str) -> None:
         c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# issue 2's targets: (figure, limit in seconds or ratio, what is measured)
+TARGET_CLOSE_S = 5.0
+TARGET_RATIO = (0.8, 1.25)  # "about 1": history must not make the close dearer
+TARGET_CANDIDATES_S = 0.5
+
+
+def verdicts(f: dict[str, Any]) -> dict[str, bool]:
+    lo, hi = TARGET_RATIO
+    return {
+        "day_close_at_30_days_under_5s": f["day_close_at_30_days_s"] < TARGET_CLOSE_S,
+        "day_close_at_last_day_under_5s": f["day_close_at_last_day_s"] < TARGET_CLOSE_S,
+        "day_close_ratio_about_1": lo <= f["day_close_ratio"] <= hi,
+        "candidates_query_under_0_5s": f["candidates_query_s"] < TARGET_CANDIDATES_S,
+    }
+
+
+def report(f: dict[str, Any], days: int) -> str:
+    """One block: each figure next to its target and whether it meets it."""
+    v = f["targets"]
+
+    def mark(ok: bool) -> str:
+        return "MEETS" if ok else "MISSES"
+
+    lines = [
+        f"{f['backend']}: {f['behaviors']:,} behaviors x {f['days']} days x {f['runs_per_day']} "
+        f"runs = {f['runs']:,} run reports (bulk load {f['bulk_load_seconds']} s; runs folded "
+        f"at {f['fold_at']})",
+        f"  {'figure':<38}{'measured':>12}  {'target':<16}verdict",
+        f"  {'day close, 30 days of history':<38}{f['day_close_at_30_days_s']:>10.3f} s"
+        f"  {'< 5 s':<16}{mark(v['day_close_at_30_days_under_5s'])}",
+        f"  {f'day close, {days} days of history':<38}{f['day_close_at_last_day_s']:>10.3f} s"
+        f"  {'< 5 s':<16}{mark(v['day_close_at_last_day_under_5s'])}",
+        f"  {f'ratio day {days} / day 30':<38}{f['day_close_ratio']:>12.2f}"
+        f"  {'~1 (0.8-1.25)':<16}{mark(v['day_close_ratio_about_1'])}",
+        f"  {'  (CPU s at 30 / at last day)':<38}"
+        f"{f['day_close_cpu_at_30_days_s']:>6.3f}/{f['day_close_cpu_at_last_day_s']:.3f}",
+        f"  {'Sunday candidates query':<38}{f['candidates_query_s']:>10.4f} s"
+        f"  {'< 0.5 s':<16}{mark(v['candidates_query_under_0_5s'])}"
+        f"  ({f['candidates']:,} candidates)",
+        f"  {'ledger --json (list + JSON)':<38}{f['ledger_json_s']:>10.4f} s"
+        f"  {'(reported)':<16}{f['ledger_json_bytes']:,} bytes",
+    ]
+    if "verify_s" in f:
+        lines.append(f"  {'ledger verify':<38}{f['verify_s']:>10.1f} s  ok={f['verify_ok']}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
@@ -344,30 +391,11 @@ def main(argv: list[str] | None = None) -> int:
             _drop_pg_database(args.postgres_url, pg_name)
         if tmp:
             tmp.cleanup()
+    figures["targets"] = verdicts(figures)
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
-        print(
-            f"{figures['backend']}: {figures['behaviors']} behaviors x {figures['days']} days x "
-            f"{figures['runs_per_day']} runs = {figures['runs']:,} run reports "
-            f"(bulk load {figures['bulk_load_seconds']}s)\n"
-            f"  day close at 30 days of history: {figures['day_close_at_30_days_s']:.3f} s\n"
-            f"  day close at {args.days} days of history: "
-            f"{figures['day_close_at_last_day_s']:.3f} s  "
-            f"(ratio {figures['day_close_ratio']}; target ~1 and < 5 s)\n"
-            f"  (process CPU time: {figures['day_close_cpu_at_30_days_s']:.3f} s and "
-            f"{figures['day_close_cpu_at_last_day_s']:.3f} s; "
-            f"runs folded at {figures['fold_at']})\n"
-            f"  Sunday candidates query: {figures['candidates_query_s']:.4f} s "
-            f"({figures['candidates']} candidates; target < 0.5 s)\n"
-            f"  ledger --json list: {figures['ledger_json_s']:.4f} s "
-            f"({figures['ledger_json_bytes']:,} bytes)"
-            + (
-                f"\n  verify: {figures['verify_s']} s, ok={figures['verify_ok']}"
-                if args.verify
-                else ""
-            )
-        )
+        print(report(figures, args.days))
     return 0
 
 
