@@ -31,10 +31,10 @@ from sqlalchemy.engine.url import make_url
 
 from cleanday import chain, ladder
 from cleanday.chain import NewEntry
-from cleanday.db import make_engine, migrate, write_connection
+from cleanday.db import is_sqlite, make_engine, migrate, write_connection
 from cleanday.domain import EntryKind, Policy
 from cleanday.ledger import LedgerService
-from cleanday.models import T_BEHAVIORS, T_RUNS, T_STATES
+from cleanday.models import T_BEHAVIORS, T_ENTRIES, T_RUNS, T_STATES
 from cleanday.registration import content_hash, preset_hash
 from cleanday.store import raw_insert, raw_update
 from cleanday.workorder import WorkOrder
@@ -182,11 +182,65 @@ def load_day(
             )
     with write_connection(engine) as conn:
         head = chain.lock_head(conn, now)
-        _, rows = chain.append(conn, head, entries, now)
-        raw_insert(conn, T_RUNS, runs)
+        if is_sqlite(conn):
+            _, rows = chain.append(conn, head, entries, now)
+            raw_insert(conn, T_RUNS, runs)
+        else:
+            rows = append_by_copy(conn, head, entries, now)
+            copy_insert(conn, T_RUNS, runs)
         if fold:
             fold_at_ingest(conn, rows)
     return len(entries)
+
+
+def append_by_copy(
+    conn: sa.Connection, head: chain.Head, entries: list[NewEntry], now: datetime
+) -> list[dict[str, Any]]:
+    """`chain.append` with the rows sent by COPY: the same seq, hashes and head update, but
+    PostgreSQL takes a day of 30,000 entries in a second instead of half a minute of
+    executemany, which is what makes the full 2.7M-run history loadable in minutes."""
+    rows: list[dict[str, Any]] = []
+    seq, prev = head.seq, head.hash
+    for e in entries:
+        seq += 1
+        h = chain.entry_hash(prev, seq, e.behavior, e.kind, e.at, e.key, e.data)
+        rows.append(
+            {
+                "seq": seq,
+                "behavior": e.behavior,
+                "kind": e.kind,
+                "at": e.at,
+                "key": e.key,
+                "data": e.data,
+                "prev_hash": prev,
+                "hash": h,
+                "recorded_at": now,
+            }
+        )
+        prev = h
+    if rows:
+        copy_insert(conn, T_ENTRIES, rows)
+        conn.execute(
+            sa.text(
+                "UPDATE chain_head SET seq = :seq, hash = :hash, updated_at = :at WHERE id = 1"
+            ),
+            {"seq": seq, "hash": prev, "at": now},
+        )
+    return rows
+
+
+def copy_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Bulk insert through PostgreSQL's COPY (JSON columns sent as text)."""
+    if not rows:
+        return
+    cols = list(rows[0])
+    json_cols = {c for c in cols if isinstance(table.c[c].type, sa.JSON)}
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cur.copy(f"COPY {table.name} ({', '.join(cols)}) FROM STDIN") as copy:
+        for r in rows:
+            copy.write_row(
+                [json.dumps(r[c]) if c in json_cols and r[c] is not None else r[c] for c in cols]
+            )
 
 
 def fold_at_ingest(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
