@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import monotonic
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, bindparam, column, select, text
+from sqlalchemy import Connection, Engine, bindparam, column, event, select, text
 from sqlmodel import Session
 
-from cleanday.db import is_sqlite, write_connection
+from cleanday.db import is_sqlite
 from cleanday.errors import BudgetExceeded, SecretResolutionError, UnknownBehaviorError
 from cleanday.router.tables import KeySpend, RoutingBinding
 
@@ -360,7 +362,144 @@ class SqlAlchemyTx:
         return int(self.conn.execute(_SQL_RESERVE, values).scalar_one())
 
 
-LedgerTx = SqliteTx | SqlAlchemyTx
+# PostgreSQL: the binding locked and the latest preset read in one round trip (the router asks
+# for the preset right after the binding, inside the same transaction).
+_PG_BINDING_AND_PRESET = (
+    "SELECT b.behavior, b.key_ref, b.cap_usd, b.cadence, b.transports, b.guardrails, "
+    "b.openrouter_key_hash, b.preset_slug, p.version, p.content_hash, p.source, p.created_at, "
+    "p.content FROM routing_bindings b LEFT JOIN LATERAL (SELECT version, content_hash, source, "
+    "created_at, content FROM preset_versions WHERE behavior = b.behavior ORDER BY version DESC "
+    "LIMIT 1) p ON true WHERE b.behavior = %(behavior)s FOR UPDATE OF b"
+)
+_PG_SPENT = (
+    _SPENT_SQL.replace(":behavior", "%(behavior)s")
+    .replace(":start", "%(start)s")
+    .replace(":end", "%(end)s")
+    .replace(":live_since", "%(live_since)s")
+)
+_PG_RESERVE = (
+    "INSERT INTO key_spend (behavior, at, run_id, transport, model, estimate_usd, cost_usd, "
+    "status, tokens_in, tokens_out) VALUES (%(behavior)s, %(at)s, %(run_id)s, %(transport)s, "
+    "%(model)s, %(estimate)s, 0, 'reserved', 0, 0) RETURNING id"
+)
+_PG_SETTLE = (
+    "UPDATE key_spend SET cost_usd = %(cost)s, status = %(status)s, tokens_in = %(tokens_in)s, "
+    "tokens_out = %(tokens_out)s, settled_at = %(settled_at)s, transport = COALESCE("
+    "%(transport)s, transport), model = COALESCE(%(model)s, model) WHERE id = %(id)s"
+)
+
+
+class PsycopgTx:
+    """The hot-path statements straight on a psycopg connection (PostgreSQL): no statement
+    compilation or result processing per call, and psycopg prepares them server-side after a
+    few runs. The binding row is locked FOR UPDATE, as through SQLAlchemy."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self._preset: tuple[str, PresetHead | None] | None = None
+
+    def binding(self, behavior: str) -> BindingRow | None:
+        row = self.conn.execute(_PG_BINDING_AND_PRESET, {"behavior": behavior}).fetchone()
+        if row is None:
+            return None
+        head = None if row[8] is None else PresetHead(*row[8:13])
+        self._preset = (behavior, head)
+        return BindingRow(row[0], row[1], float(row[2]), row[3], row[4], row[5], row[6], row[7])
+
+    def latest_preset(self, behavior: str) -> PresetHead | None:
+        if self._preset is not None and self._preset[0] == behavior:
+            return self._preset[1]
+        row = self.conn.execute(
+            _SQL_LATEST_PRESET.format(p="%(behavior)s"), {"behavior": behavior}
+        ).fetchone()
+        return None if row is None else PresetHead(*row)
+
+    def spent(self, behavior: str, start: datetime, end: datetime, live_since: datetime) -> float:
+        params = {"behavior": behavior, "start": start, "end": end, "live_since": live_since}
+        return float(self.conn.execute(_PG_SPENT, params).fetchone()[0])
+
+    def insert_reservation(self, values: dict[str, Any]) -> int:
+        return int(self.conn.execute(_PG_RESERVE, values).fetchone()[0])
+
+
+LedgerTx = SqliteTx | SqlAlchemyTx | PsycopgTx
+
+
+class _PgConnections:
+    """A few psycopg connections kept open for the budget transactions of one engine.
+
+    The engine's pool pings a connection on every checkout (a round trip) and wraps it in
+    SQLAlchemy's transaction machinery; the reservation and the settlement run on every model
+    call, so they take a plain connection from here instead. A connection idle for a while is
+    pinged before use; one that fails or is left inside a transaction is closed, not reused.
+    """
+
+    IDLE_PING_SECONDS = 30.0
+    KEEP = 8
+
+    def __init__(self, engine: Engine) -> None:
+        self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._idle: list[tuple[Any, float]] = []
+        self._lock = threading.Lock()
+
+    def _open(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(self._dsn)
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        from psycopg import pq
+
+        conn = None
+        with self._lock:
+            if self._idle:
+                conn, since = self._idle.pop()
+        if conn is not None and (conn.closed or monotonic() - since > self.IDLE_PING_SECONDS):
+            try:
+                conn.execute("SELECT 1")
+                conn.rollback()
+            except Exception:
+                conn.close()
+                conn = None
+        if conn is None:
+            conn = self._open()
+        try:
+            yield conn
+        except BaseException:
+            try:
+                conn.rollback()
+            except Exception:
+                conn.close()
+            raise
+        finally:
+            reusable = not conn.closed and conn.info.transaction_status == pq.TransactionStatus.IDLE
+            with self._lock:
+                if reusable and len(self._idle) < self.KEEP:
+                    self._idle.append((conn, monotonic()))
+                    conn = None
+            if conn is not None and not conn.closed:
+                conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            conn.close()
+
+
+_PG_POOLS: weakref.WeakKeyDictionary[Engine, _PgConnections] = weakref.WeakKeyDictionary()
+_PG_POOLS_LOCK = threading.Lock()
+
+
+def _pg_connections(engine: Engine) -> _PgConnections:
+    with _PG_POOLS_LOCK:
+        pool = _PG_POOLS.get(engine)
+        if pool is None:
+            pool = _PG_POOLS[engine] = _PgConnections(engine)
+            # engine.dispose() (tests, shutdown) closes these too, so no connection outlives it
+            event.listen(engine, "engine_disposed", lambda _engine: pool.close())
+        return pool
 
 
 class SpendStore:
@@ -395,9 +534,10 @@ class SpendStore:
                     raise
                 cur.execute("COMMIT")
             return
-        with write_connection(self.engine) as conn:
-            tx = SqlAlchemyTx(conn)
-            yield tx, self._must(tx.binding(behavior), behavior)
+        with _pg_connections(self.engine).connection() as pg:
+            ptx: LedgerTx = PsycopgTx(pg)
+            yield ptx, self._must(ptx.binding(behavior), behavior)
+            pg.commit()
 
     @staticmethod
     def _must(row: BindingRow | None, behavior: str) -> BindingRow:
@@ -503,9 +643,9 @@ class SpendStore:
                     raise
                 cur.execute("COMMIT")
             return
-        with write_connection(self.engine) as conn:
-            conn.execute(
-                _SQL_SETTLE,
+        with _pg_connections(self.engine).connection() as pg:
+            pg.execute(
+                _PG_SETTLE,
                 {
                     "id": reservation.id,
                     "cost": cost_usd,
@@ -517,6 +657,7 @@ class SpendStore:
                     "model": model,
                 },
             )
+            pg.commit()
 
     def release(self, reservation: Reservation, *, status: str = "released") -> None:
         """The call cost nothing (refused, failed, timed out): free its estimate."""

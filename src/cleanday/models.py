@@ -81,6 +81,8 @@ class LedgerEntry(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("behavior", "key", name="uq_ledger_entries_behavior_key"),
         sa.Index("ix_ledger_entries_behavior_seq", "behavior", "seq"),
+        # the week's decisions, without reading the week's run reports (0003_listing)
+        sa.Index("ix_ledger_entries_kind_at", "kind", "at"),
     )
 
     seq: int = Field(sa_column=sa.Column(sa.BigInteger(), primary_key=True, autoincrement=False))

@@ -299,3 +299,36 @@ def test_reservations_from_several_processes_never_pass_the_cap(sqlite_engine: E
     granted = sum(out.get(timeout=5) for _ in procs)
     assert granted == 20  # 20 x 0.05 = 1.00 of the 32 attempts
     assert SpendStore(sqlite_engine).spend("b") == pytest.approx(1.0)
+
+
+def test_a_refused_reservation_leaves_the_key_unlocked_for_the_next_call(
+    routing_engine: Engine,
+) -> None:
+    # the budget transaction runs on connections kept open between calls (PostgreSQL): a
+    # refusal must roll back and free the binding's row lock, or the next call would hang
+    with routing_engine.begin() as conn:
+        conn.execute(
+            text(
+                "insert into routing_bindings (behavior, key_ref, cap_usd, cadence, transports, "
+                "guardrails, bound_at, updated_at) values ('b', 'env:K', 0.1, 'day', '[]', '{}', "
+                ":t, :t)"
+            ),
+            {"t": datetime(2026, 10, 1)},
+        )
+    store = SpendStore(routing_engine)
+    first = store.reserve("b", 0.08)
+    with pytest.raises(BudgetExceeded):
+        store.reserve("b", 0.05)
+    done: list[float] = []
+
+    def other_process_call() -> None:
+        other = SpendStore(routing_engine)
+        other.reserve("b", 0.02)
+        done.append(other.spend("b"))
+
+    t = threading.Thread(target=other_process_call)
+    t.start()
+    t.join(timeout=10)
+    assert done == [pytest.approx(0.10)]
+    store.settle(first, 0.03)
+    assert store.spend("b") == pytest.approx(0.05)
