@@ -786,26 +786,7 @@ class LedgerService:
                     state=_behavior_row(row),
                 )
             tier_before = row.tier
-            conn.execute(
-                _INSERT_RUN,
-                dict(
-                    run_id=report.run_id,
-                    workflow_id=report.workflow_id,
-                    behavior=name,
-                    started_at=report.started_at,
-                    finished_at=report.finished_at,
-                    outcome=report.outcome,
-                    cost_usd=report.cost_usd,
-                    tokens_in=report.tokens_in,
-                    tokens_out=report.tokens_out,
-                    model=report.model,
-                    transport=report.transport,
-                    latency_ms=report.latency_ms,
-                    output_size=report.output_size,
-                    summary=report.summary,
-                    reported_at=now,
-                ),
-            )
+            conn.execute(_INSERT_RUN, _run_row(report, now))
             self._add_items(conn, report, now)
             data = report.model_dump(mode="json", exclude={"behavior", "finished_at", "items"})
             fact = NewEntry(
@@ -1569,25 +1550,7 @@ class _Batch:
                 state=m.view,
             )
         self.seen[report.run_id] = name
-        self.runs.append(
-            dict(
-                run_id=report.run_id,
-                workflow_id=report.workflow_id,
-                behavior=name,
-                started_at=report.started_at,
-                finished_at=report.finished_at,
-                outcome=report.outcome,
-                cost_usd=report.cost_usd,
-                tokens_in=report.tokens_in,
-                tokens_out=report.tokens_out,
-                model=report.model,
-                transport=report.transport,
-                latency_ms=report.latency_ms,
-                output_size=report.output_size,
-                summary=report.summary,
-                reported_at=now,
-            )
-        )
+        self.runs.append(_run_row(report, now))
         if report.outcome in ("proposed", "staged"):
             self.with_items.append(report)
         data = report.model_dump(mode="json", exclude={"behavior", "finished_at", "items"})
@@ -1663,6 +1626,27 @@ def _report_message(report: RunReport, row: BehaviorRow, fold: _Fold) -> str:
 
 _Q_RUN_SEEN = sa.select(T_RUNS.c.behavior).where(T_RUNS.c.run_id == sa.bindparam("run_id"))
 _INSERT_RUN = sa.insert(T_RUNS)
+
+
+def _run_row(report: RunReport, now: datetime) -> dict[str, Any]:
+    """The `runs` table row of a report (the one place its columns are listed)."""
+    return dict(
+        run_id=report.run_id,
+        workflow_id=report.workflow_id,
+        behavior=report.behavior,
+        started_at=report.started_at,
+        finished_at=report.finished_at,
+        outcome=report.outcome,
+        cost_usd=report.cost_usd,
+        tokens_in=report.tokens_in,
+        tokens_out=report.tokens_out,
+        model=report.model,
+        transport=report.transport,
+        latency_ms=report.latency_ms,
+        output_size=report.output_size,
+        summary=report.summary,
+        reported_at=now,
+    )
 
 
 def _fold_row(fold: _Fold, row: Any, now: datetime) -> BehaviorRow:
