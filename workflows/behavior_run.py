@@ -37,6 +37,10 @@ _LEDGER = timedelta(seconds=10)
 # whole timeout class.
 _STEP_HEARTBEAT = timedelta(seconds=10)
 _STEP_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
+# A waiting run asks the ledger for its sign-off now and then, in case the wake-up was lost.
+_POLL_SIGN_OFF = "poll-sign-off"
+_POLL_FIRST = timedelta(minutes=1)
+_POLL_MAX = timedelta(minutes=15)
 
 
 @workflow.defn(name="BehaviorRun")
@@ -70,19 +74,16 @@ class BehaviorRun:
         elif binding.tier == "A":
             await self._report(binding, run_id, started, step, PROPOSED)
             s.phase, s.waiting_for = "waiting", "batch approval"
-            await workflow.wait_condition(lambda: self._decision in ("approved", "rejected"))
+            await self._await_sign_off(request.behavior, run_id, ("approved", "rejected"), None)
             if self._decision == "approved":
                 await self._act(binding, run_id, step, item_id=run_id)
         elif binding.tier == "B":
             await self._report(binding, run_id, started, step, STAGED)
             s.phase, s.waiting_for = "waiting", "release"
-            try:
-                await workflow.wait_condition(
-                    lambda: self._decision == "released",
-                    timeout=timedelta(hours=binding.stage_expiry_hours),
-                )
+            expiry = timedelta(hours=binding.stage_expiry_hours)
+            if await self._await_sign_off(request.behavior, run_id, ("released",), expiry):
                 await self._act(binding, run_id, step, item_id=run_id)
-            except TimeoutError:  # wait_condition raises the builtin one
+            else:
                 s.outcome = EXPIRED  # no penalty: the ledger already has this run as staged
         else:  # C and Wings: the permit is asked at the moment of acting
             await self._act(binding, run_id, step, item_id=None)
@@ -105,6 +106,43 @@ class BehaviorRun:
     @workflow.query
     def state(self) -> RunState:
         return self._state
+
+    async def _await_sign_off(
+        self, behavior: str, item_id: str, wanted: tuple[str, ...], expiry: timedelta | None
+    ) -> bool:
+        """Wait for the operator's sign-off; False if `expiry` passed first.
+
+        The relay's signal wakes the run at once. In case a signal was lost (Temporal down when
+        the operator signed off, a CLI that could not reach it), the run also asks the ledger,
+        first after a minute, then at doubling intervals up to every 15 minutes.
+        """
+        decided = lambda: self._decision in wanted  # noqa: E731
+        if not workflow.patched(_POLL_SIGN_OFF):  # a run started before the ledger was polled
+            try:
+                await workflow.wait_condition(decided, timeout=expiry)
+                return True
+            except TimeoutError:  # wait_condition raises the builtin one
+                return False
+        deadline = workflow.now() + expiry if expiry is not None else None
+        every = _POLL_FIRST
+        while True:
+            wait = every if deadline is None else min(every, deadline - workflow.now())
+            if wait <= timedelta(0):
+                return False
+            try:
+                await workflow.wait_condition(decided, timeout=wait)
+                return True
+            except TimeoutError:
+                pass
+            status = await workflow.execute_local_activity_method(
+                RuntimeActivities.sign_off, args=[behavior, item_id], start_to_close_timeout=_LEDGER
+            )
+            if status in wanted:
+                self._decision = self._state.decision = status
+                return True
+            if status == "expired":
+                return False
+            every = min(every * 2, _POLL_MAX)
 
     async def _run_step(
         self, binding: Binding, run_id: str, request: RunRequest

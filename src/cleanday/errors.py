@@ -30,6 +30,10 @@ class UnknownBehaviorError(CleandayError):
     """No behavior of that name is registered."""
 
 
+class UnknownItemError(CleandayError):
+    """The behavior has no proposal or staged item of that ID."""
+
+
 class LedgerIntegrityError(CleandayError):
     """The hash chain of the ledger does not verify."""
 

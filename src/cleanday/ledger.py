@@ -42,6 +42,7 @@ from cleanday.errors import (
     PermitDenied,
     RegistrationError,
     UnknownBehaviorError,
+    UnknownItemError,
 )
 from cleanday.models import (
     T_BEHAVIORS,
@@ -174,6 +175,21 @@ class BatchResult(BaseModel):
     behavior: str
     action: Literal["approved", "rejected", "released"]
     items: list[str]
+
+
+class PendingItemRow(BaseModel):
+    """A tier-A proposal or tier-B staged item and where the operator's sign-off stands."""
+
+    behavior: str
+    item_id: str
+    run_id: str
+    kind: Literal["proposal", "staged"]
+    status: Literal["pending", "approved", "rejected", "released", "expired", "acted"]
+    payload: dict[str, Any]
+    created_at: datetime
+    expires_at: datetime | None
+    decided_at: datetime | None
+    decided_by: str | None
 
 
 class LedgerEntryRow(BaseModel):
@@ -715,6 +731,28 @@ class LedgerService:
         """What the ladder says about `name` right now (from its folded accumulator)."""
         with self.engine.connect() as conn:
             return self._view(conn, name, self._now())
+
+    def items(
+        self, name: str, *, status: str | None = None, item_id: str | None = None
+    ) -> list[PendingItemRow]:
+        """The behavior's proposals and staged items, oldest first (a staged item past its
+        expiry reads as expired even before the next write marks it so)."""
+        now = self._now()
+        query = sa.select(T_PENDING).where(T_PENDING.c.behavior == name)
+        if item_id is not None:
+            query = query.where(T_PENDING.c.item_id == item_id)
+        with self.engine.connect() as conn:
+            self._behavior(conn, name)
+            rows = conn.execute(query.order_by(T_PENDING.c.id)).all()
+        found = [_item_row(r, now) for r in rows]
+        return [i for i in found if status is None or i.status == status]
+
+    def item(self, name: str, item_id: str) -> PendingItemRow:
+        """One proposal or staged item; DecisionError names it when it does not exist."""
+        found = self.items(name, item_id=item_id)
+        if not found:
+            raise UnknownItemError(f"{name} has no proposal or staged item {item_id!r}")
+        return found[0]
 
     def history(self, name: str) -> list[LedgerEntryRow]:
         with self.engine.connect() as conn:
@@ -1757,4 +1795,20 @@ def _behavior_row(r: Any) -> BehaviorRow:
         preset_version=r.preset_version,
         updated_at=r.updated_at,
         decision=None,
+    )
+
+
+def _item_row(r: Any, now: datetime) -> PendingItemRow:
+    expired = r.status == "pending" and r.expires_at is not None and r.expires_at <= now
+    return PendingItemRow(
+        behavior=r.behavior,
+        item_id=r.item_id,
+        run_id=r.run_id,
+        kind=r.kind,
+        status="expired" if expired else r.status,
+        payload=dict(r.payload or {}),
+        created_at=r.created_at,
+        expires_at=r.expires_at,
+        decided_at=r.decided_at,
+        decided_by=r.decided_by,
     )

@@ -125,6 +125,12 @@ class LedgerClient:
         self._raise_for(response, f"permit for {behavior} run {run_id}")
         return dict(response.json())
 
+    async def item(self, behavior: str, item_id: str) -> dict[str, Any]:
+        """A proposal or staged item and where its sign-off stands (`status`)."""
+        response = await self._request("GET", f"/api/v1/behaviors/{behavior}/items/{item_id}")
+        self._raise_for(response, f"item {item_id} of {behavior}")
+        return dict(response.json())
+
     async def approve(self, behavior: str, items: list[str] | None = None) -> dict[str, Any]:
         response = await self._request(
             "POST", f"/api/v1/behaviors/{behavior}/batch/approve", json={"items": items}

@@ -223,6 +223,29 @@ def test_a_permit_is_denied_at_a_with_the_reason_and_granted_at_c(
     assert granted.json()["granted"] is True
 
 
+def test_the_pending_batch_and_each_items_sign_off_are_readable(
+    client: TestClient, clock: Clock
+) -> None:
+    register(client, "alpha")
+    for run_id in ("run-1", "run-2"):
+        proposed = run_report("alpha", run_id, clock.now, outcome="proposed")
+        assert client.post("/api/v1/runs", json=proposed, headers=AUTH).status_code == 201
+    pending = client.get("/api/v1/behaviors/alpha/items", params={"status": "pending"})
+    assert [i["item_id"] for i in pending.json()] == ["run-1", "run-2"]
+    approve = client.post(
+        "/api/v1/behaviors/alpha/batch/approve", json={"items": ["run-1"]}, headers=AUTH
+    )
+    assert approve.is_success
+    item = client.get("/api/v1/behaviors/alpha/items/run-1").json()
+    assert (item["kind"], item["status"]) == ("proposal", "approved")
+    pending = client.get("/api/v1/behaviors/alpha/items", params={"status": "pending"})
+    assert [i["item_id"] for i in pending.json()] == ["run-2"]
+    missing = client.get("/api/v1/behaviors/alpha/items/run-9")
+    assert missing.status_code == 404 and "run-9" in missing.json()["detail"]
+    bogus = client.get("/api/v1/behaviors/alpha/items", params={"status": "bogus"})
+    assert bogus.status_code == 422
+
+
 def test_a_paused_behavior_gets_no_permit_until_resumed(client: TestClient) -> None:
     register(client, "alpha")
     forced = {"reason": "trusted by hand", "kind": "forced_tier", "tier": "C"}

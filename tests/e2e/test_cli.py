@@ -254,3 +254,36 @@ def test_an_unreachable_database_is_one_line_naming_it_without_the_password(
     assert result.exit_code == 1
     assert "DATABASE_URL" in result.output and "127.0.0.1:9" in result.output
     assert "hunter2" not in result.output and "Traceback" not in result.output
+
+
+def test_batch_list_approve_reject_and_release_sign_off_without_temporal(
+    env: dict[str, str], behaviors_dir: Path, time_machine: Any
+) -> None:
+    time_machine.move_to(datetime(2026, 10, 25, 9, 0, tzinfo=UTC), tick=False)
+    env = env | {"TEMPORAL_ADDRESS": "127.0.0.1:9"}  # nothing listens: the runs are not told
+    cli(env, "register", str(behaviors_dir))
+    now = datetime(2026, 10, 25, 8, 0, tzinfo=UTC)
+    _report(env, [run_report("alpha", f"a-{i}", now, outcome="proposed") for i in (1, 2, 3)])
+    listed = cli(env, "batch", "list", "alpha")
+    assert listed.exit_code == 0 and all(f"a-{i}" in listed.stdout for i in (1, 2, 3))
+
+    approved = cli(env, "batch", "approve", "alpha", "a-1")
+    assert approved.exit_code == 0, approved.output
+    assert "approved a-1" in approved.stdout
+    assert "could not tell the runs now" in approved.stderr  # the runs' own check finds it
+    rejected = cli(env, "batch", "reject", "alpha", "--reason", "off topic")  # the rest
+    assert rejected.exit_code == 0 and "rejected a-2, a-3" in rejected.stdout
+    assert "nothing awaits sign-off" in cli(env, "batch", "list", "alpha").stdout
+    every = cli(env, "batch", "list", "alpha", "--all").stdout
+    assert "approved" in every and "rejected" in every
+    assert "override" in cli(env, "show", "alpha").stdout  # a rejection is an override
+
+    again = cli(env, "batch", "approve", "alpha", "a-1")
+    assert again.exit_code == 1 and "already approved" in again.stderr
+    unknown = cli(env, "release", "alpha", "nope")
+    assert unknown.exit_code == 1 and "no staged item 'nope'" in unknown.stderr
+
+    cli(env, "override", "alpha", "--reason", "ready to prepare", "--tier", "B")
+    _report(env, [run_report("alpha", "b-1", now + timedelta(minutes=5), outcome="staged")])
+    released = cli(env, "release", "alpha", "b-1")
+    assert released.exit_code == 0 and "released b-1" in released.stdout

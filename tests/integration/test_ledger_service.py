@@ -17,6 +17,7 @@ from cleanday.errors import (
     PermitDenied,
     RegistrationError,
     UnknownBehaviorError,
+    UnknownItemError,
     WorkOrderError,
 )
 from cleanday.ledger import LedgerService, RunReport
@@ -301,6 +302,28 @@ def test_at_b_only_a_released_staged_item_may_act_before_it_expires(
         svc.request_permit("tagger", "r2", item_id="r2")
     with pytest.raises(DecisionError, match="expired"):
         svc.release("tagger", "r2")
+
+
+def test_items_show_where_each_sign_off_stands_and_an_unreleased_item_reads_expired(
+    svc: LedgerService, clock: FakeClock, tmp_path: Path
+) -> None:
+    _register(svc, tmp_path, stage_expiry_hours=24)
+    clock.set(at("2026-11-09", 9))
+    svc.override("tagger", "start at B", tier=Tier.B)
+    clock.set(at("2026-11-09", 12))
+    svc.report_run(report("tagger", "r1", at("2026-11-09", 12), outcome="staged"))
+    svc.report_run(report("tagger", "r2", at("2026-11-09", 12, 5), outcome="staged"))
+    assert [i.item_id for i in svc.items("tagger", status="pending")] == ["r1", "r2"]
+    svc.release("tagger", "r1")
+    released = svc.item("tagger", "r1")
+    assert (released.kind, released.status) == ("staged", "released")
+    assert released.decided_by == "operator"
+    assert [i.item_id for i in svc.items("tagger", status="pending")] == ["r2"]
+    clock.set(at("2026-11-10", 13))  # past r2's 24 hours, before any write marks it
+    assert svc.item("tagger", "r2").status == "expired"
+    assert svc.items("tagger", status="pending") == []
+    with pytest.raises(UnknownItemError, match="no proposal or staged item 'r9'"):
+        svc.item("tagger", "r9")
 
 
 def test_at_c_a_permit_is_granted_without_approval_but_never_when_paused_or_retired(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from workflows.behavior_run import BehaviorRun
 
@@ -131,9 +132,50 @@ async def test_sign_offs_through_the_ledger_api_wake_the_waiting_runs(
     await stack.ledger.approve("notes")  # the whole pending batch, as `cleanday review` would
     states = [await h.result() for h in proposed]
     assert all(s.acted and s.decision == "approved" for s in states)
+    # woken by the relay's signal, not by their own check of the ledger
+    assert all([await _signaled(h) for h in proposed])
 
     await stack.ledger.override("notes", "now at B", kind="forced_tier", tier="B")
     staged = await stack.start("notes")
     await stack.wait_for(staged, "release")
     await stack.ledger.release("notes", staged.id)
     assert (await staged.result()).acted
+    assert await _signaled(staged)
+
+
+async def _signaled(handle: WorkflowHandle[Any, Any]) -> bool:
+    history = await handle.fetch_history()
+    return any(e.HasField("workflow_execution_signaled_event_attributes") for e in history.events)
+
+
+async def test_a_run_whose_wake_up_was_lost_finds_its_approval_in_the_ledger(stack: Stack) -> None:
+    await stack.register(work_order("notes"))
+    handle = await stack.start("notes")
+    await stack.wait_for(handle, "batch approval")
+    await stack.ledger.approve("notes", [handle.id])  # recorded, but no relay: no signal
+    state = await handle.result()  # the time-skipping server jumps to the run's next check
+    assert state.acted and state.decision == "approved"
+    assert stack.sink_files("notes") == [f"{handle.id}.txt"]
+    assert not await _signaled(handle)
+
+
+async def test_a_rejection_whose_wake_up_was_lost_ends_the_run_without_acting(
+    stack: Stack,
+) -> None:
+    await stack.register(work_order("notes"))
+    handle = await stack.start("notes")
+    await stack.wait_for(handle, "batch approval")
+    await stack.ledger.reject("notes", "off topic", [handle.id])
+    state = await handle.result()
+    assert not state.acted and state.decision == "rejected"
+    assert stack.sink_files("notes") == []
+
+
+async def test_a_b_release_whose_wake_up_was_lost_is_found_before_expiry(stack: Stack) -> None:
+    await stack.register(work_order("notes", stage_expiry_hours=6), tier=Tier.B)
+    handle = await stack.start("notes")
+    await stack.wait_for(handle, "release")
+    await stack.ledger.release("notes", handle.id)
+    state = await handle.result()
+    assert state.acted and state.decision == "released"
+    assert stack.sink_files("notes") == [f"{handle.id}.txt"]

@@ -209,6 +209,14 @@ class RuntimeActivities:
             done.append(await asyncio.to_thread(self.deps.sink.act, request.behavior, action))
         return ActResult(acted=True, done=done)
 
+    @activity.defn(name="sign_off")
+    async def sign_off(self, behavior: str, item_id: str) -> str:
+        """Where the operator's sign-off on a proposal or staged item stands in the ledger:
+        pending, approved, rejected, released, expired or acted. A waiting run asks now and then,
+        so a sign-off whose wake-up signal was lost is still seen."""
+        body = await self.deps.ledger.item(behavior, item_id)
+        return str(body["status"])
+
     @activity.defn(name="report_outcome")
     async def report_outcome(self, report: dict[str, Any]) -> bool:
         """Report the run to the ledger; True the first time, False for a repeat (counted once)."""
@@ -216,7 +224,14 @@ class RuntimeActivities:
         return first
 
     def all(self) -> list[Callable[..., Awaitable[Any]]]:
-        return [self.load_binding, self.run_step, self.check_gates, self.act, self.report_outcome]
+        return [
+            self.load_binding,
+            self.run_step,
+            self.check_gates,
+            self.act,
+            self.sign_off,
+            self.report_outcome,
+        ]
 
 
 async def _heartbeating(work: Awaitable[StepResult], every: float = 2.0) -> StepResult:

@@ -21,6 +21,7 @@ from cleanday.errors import (
     PermitDenied,
     RegistrationError,
     UnknownBehaviorError,
+    UnknownItemError,
     WebhookRejected,
     WorkOrderError,
 )
@@ -30,6 +31,7 @@ from cleanday.service.routes import behaviors, days, pane, permits, reviews, run
 # most specific first: the first isinstance match decides the status
 _STATUS: tuple[tuple[type[CleandayError], int], ...] = (
     (UnknownBehaviorError, status.HTTP_404_NOT_FOUND),
+    (UnknownItemError, status.HTTP_404_NOT_FOUND),
     (PermitDenied, status.HTTP_403_FORBIDDEN),
     (WorkOrderError, 422),
     (RegistrationError, status.HTTP_409_CONFLICT),

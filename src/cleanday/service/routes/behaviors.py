@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from cleanday.ledger import (
     BatchResult,
@@ -12,6 +12,7 @@ from cleanday.ledger import (
     LedgerEntryRow,
     LedgerService,
     Medians,
+    PendingItemRow,
     RegistrationResult,
 )
 from cleanday.service.deps import Operator, get_service
@@ -124,6 +125,26 @@ def retire(name: str, service: Service) -> BehaviorRow:
 @router.post("/{name}/override", dependencies=[Operator], summary="Record an operator override")
 def override(name: str, body: OverrideIn, service: Service) -> BehaviorRow:
     return service.override(name, body.reason, kind=body.kind, tier=body.tier)
+
+
+@router.get("/{name}/items", summary="A behavior's A proposals and B staged items")
+def list_items(
+    name: str,
+    service: Service,
+    only: Annotated[
+        Literal["pending", "approved", "rejected", "released", "expired", "acted"] | None,
+        Query(
+            alias="status",
+            description="only items of this status; `pending` is the batch awaiting sign-off",
+        ),
+    ] = None,
+) -> list[PendingItemRow]:
+    return service.items(name, status=only)
+
+
+@router.get("/{name}/items/{item}", summary="One proposal or staged item and its sign-off")
+def get_item(name: str, item: str, service: Service) -> PendingItemRow:
+    return service.item(name, item)
 
 
 @router.post("/{name}/batch/approve", dependencies=[Operator], summary="Approve A proposals")
