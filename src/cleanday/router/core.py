@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from sqlalchemy import Connection, Engine
@@ -62,7 +62,7 @@ from cleanday.errors import (
 from cleanday.keys import (
     SQL_BINDING,
     BindingRow,
-    LedgerTx,
+    PresetReader,
     Redactor,
     Reservation,
     Secret,
@@ -78,7 +78,6 @@ from cleanday.router.types import Attempt, Completion
 from cleanday.workorder import WorkOrder
 
 log = logging.getLogger("cleanday.router")
-_T = TypeVar("_T")
 
 # statuses after which the next transport is tried; anything else 4xx is a refusal
 _FALL_BACK = frozenset({402, 408, 500, 502, 503, 504, 524, 529})
@@ -163,7 +162,6 @@ class Router:
         self.config = config or load_router_config(settings.router_config)
         self._sleep = sleep
         self.engine: Engine = spend_store.engine
-        self._inline_db = self.engine.dialect.name == "sqlite"
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine | None = None) -> Router:
@@ -176,16 +174,9 @@ class Router:
             SecretResolver(),
         )
 
-    async def _db(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
-        """Run a short ledger transaction.
-
-        On SQLite it runs inline: a local write takes well under a millisecond, while a hop to a
-        worker thread and back costs as much again on a busy machine, on every call. PostgreSQL
-        is across a network, so its transactions go to a worker thread.
-        """
-        if self._inline_db:
-            return fn(*args, **kwargs)
-        return await asyncio.to_thread(fn, *args, **kwargs)
+    async def drain(self) -> None:
+        """Wait for the settlements of answered calls still on their way to the database."""
+        await self.spend.drain()
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -348,33 +339,35 @@ class Router:
             )
         return RoutingBinding.model_construct(**row._asdict())
 
-    def _prepare(
+    async def _prepare(
         self,
         behavior: str,
         tier: Tier,
         messages: list[dict[str, Any]],
         run_id: str | None,
     ) -> _Plan:
-        """Everything before the first request, in one transaction: read the binding and preset,
-        plan the routes, check the guardrails, reserve the first estimate."""
+        """Everything before the first request, with the budget check: read the binding and
+        preset, plan the routes, check the guardrails, reserve the first estimate."""
 
-        def plan_under_lock(tx: LedgerTx, row: BindingRow) -> tuple[_Plan, float, str, str]:
+        def plan(tx: PresetReader, row: BindingRow) -> tuple[_Plan, float, str, str]:
             binding = RoutingBinding.model_construct(**dataclasses.asdict(row))
             version = self.presets.current(behavior, tx)
             params = version.parameters_for(tier)
             guard = effective_guardrails(binding.guardrails, self.config)
             routes = self._routes(binding, version)
             check_routes(behavior, routes, guard, self.config, params)
-            plan = _Plan(
+            planned = _Plan(
                 binding, version, params, guard.require_zdr, routes, self._timeout(version)
             )
             first = routes[0]
             estimate = self._estimate(first, messages, params, version.spec.system_prompt)
-            return plan, estimate, first.transport, first.model
+            return planned, estimate, first.transport, first.model
 
-        plan, reservation = self.spend.reserve_with(behavior, plan_under_lock, run_id=run_id)
-        plan.first_reservation = reservation
-        return plan
+        # SQLite inline (a local write takes well under a millisecond); PostgreSQL on the event
+        # loop's own connections, one pipelined round trip (`SpendStore.reserve_with_async`)
+        result, reservation = await self.spend.reserve_with_async(behavior, plan, run_id=run_id)
+        result.first_reservation = reservation
+        return result
 
     # --- planning --------------------------------------------------------------------
 
@@ -439,7 +432,7 @@ class Router:
         run_id: str | None = None,
     ) -> Completion:
         started = time.perf_counter()
-        plan = await self._db(self._prepare, behavior, tier, messages, run_id)
+        plan = await self._prepare(behavior, tier, messages, run_id)
         binding, version, params, timeout = plan.binding, plan.version, plan.params, plan.timeout
         attempts: list[Attempt] = []
         saw_402 = False
@@ -450,8 +443,7 @@ class Router:
                     reservation, plan.first_reservation = plan.first_reservation, None
                 else:
                     estimate = self._estimate(route, messages, params, version.spec.system_prompt)
-                    reservation = await self._db(
-                        self.spend.reserve,
+                    reservation = await self.spend.reserve_async(
                         behavior,
                         estimate,
                         run_id=run_id,
@@ -657,8 +649,7 @@ class Router:
             except httpx.TransportError as exc:
                 return _Outcome(None, self.redact(f"connection error: {type(exc).__name__}"))
             if resp.status_code != 200:
-                await self._db(
-                    self.spend.release,
+                await self.spend.release_async(
                     reservation,
                     status="refused_402" if resp.status_code == 402 else "released",
                 )
@@ -672,8 +663,9 @@ class Router:
                 outcome = self._parse(route, resp.json())
             except (ValueError, KeyError, TypeError, IndexError):
                 return _Outcome(None, "malformed response body from provider")
-            await self._db(
-                self.spend.settle,
+            # the caller does not wait for the settlement: until it lands the reservation holds
+            # its estimate (see SpendStore.settle_soon for what a crash in between means)
+            self.spend.settle_soon(
                 reservation,
                 outcome.cost_usd or 0.0,
                 transport=route.transport,
@@ -685,7 +677,7 @@ class Router:
             return outcome
         finally:
             if not settled:
-                await self._db(self.spend.release, reservation)
+                await self.spend.release_async(reservation)
 
     def _parse(self, route: Route, data: dict[str, Any]) -> _Outcome:
         if route.transport == "anthropic":
