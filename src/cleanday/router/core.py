@@ -70,6 +70,7 @@ from cleanday.keys import (
     SpendStore,
 )
 from cleanday.presets import PresetStore, PresetVersion
+from cleanday.router.catalog import ModelCatalog
 from cleanday.router.config import RouterConfig, load_router_config
 from cleanday.router.guardrails import Route, check_routes, effective_guardrails
 from cleanday.router.management import OpenRouterManagement, preset_slug
@@ -162,6 +163,11 @@ class Router:
         self.config = config or load_router_config(settings.router_config)
         self._sleep = sleep
         self.engine: Engine = spend_store.engine
+        self.catalog = ModelCatalog(
+            settings.openrouter_base_url,
+            lambda: self.client,
+            ttl_s=self.config.model_catalog_ttl_s,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine | None = None) -> Router:
@@ -240,6 +246,8 @@ class Router:
         except UnknownBehaviorError:
             previous = None
         version = self.bind_local(work_order)
+        if self.config.model_catalog and "openrouter" in work_order.transports.order:
+            self.catalog.refresh_soon()
         management = self._management()
         if management is None or "openrouter" not in work_order.transports.order:
             return version
@@ -393,9 +401,20 @@ class Router:
             )
         return routes
 
+    def timeout_class(self, version: PresetVersion) -> str:
+        """The preset's own class; else what OpenRouter's model list says about the model
+        (cached; see ModelCatalog); else the routing config's entry for it; else fast."""
+        spec = version.spec
+        derived = self.catalog.timeout_class(spec.model) if self.config.model_catalog else None
+        return (
+            spec.timeout_class
+            or derived
+            or self.config.model_info(spec.model).timeout_class
+            or "fast"
+        )
+
     def _timeout(self, version: PresetVersion) -> float:
-        cls = version.spec.timeout_class or self.config.model_info(version.spec.model).timeout_class
-        return self.config.timeouts.get(cls or "fast", 30.0)
+        return self.config.timeouts.get(self.timeout_class(version), 30.0)
 
     def _estimate(
         self, route: Route, messages: list[dict[str, Any]], params: dict[str, Any], system: str
@@ -433,6 +452,8 @@ class Router:
     ) -> Completion:
         started = time.perf_counter()
         plan = await self._prepare(behavior, tier, messages, run_id)
+        if self.config.model_catalog and any(r.transport == "openrouter" for r in plan.routes):
+            self.catalog.refresh_soon()  # in the background: this call does not wait for it
         binding, version, params, timeout = plan.binding, plan.version, plan.params, plan.timeout
         attempts: list[Attempt] = []
         saw_402 = False
