@@ -47,22 +47,40 @@ class Secret:
 
 
 class Redactor:
-    """Remembers every secret this process resolved and strikes them out of any text."""
+    """Remembers secrets and strikes them out of any text.
 
-    def __init__(self) -> None:
+    Every secret any Redactor learns is also learned by the process-wide one behind
+    `redact_secrets`, so text that never passed through the router (an exception raised by a
+    behavior's own step code, say) can be cleaned with every secret this process resolved.
+    """
+
+    def __init__(self, *, _process_wide: bool = False) -> None:
         self._values: set[str] = set()
         self._lock = threading.Lock()
+        self._process_wide = _process_wide
 
     def add(self, value: str) -> None:
         if value:
             with self._lock:
                 self._values.add(value)
+            if not self._process_wide:
+                _PROCESS_REDACTOR.add(value)
 
     def __call__(self, text: str) -> str:
-        for value in self._values:
+        with self._lock:
+            values = sorted(self._values, key=len, reverse=True)  # a longer secret first
+        for value in values:
             if value in text:
                 text = text.replace(value, REDACTED)
         return text
+
+
+_PROCESS_REDACTOR = Redactor(_process_wide=True)
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with every secret this process resolved (or was configured with) struck out."""
+    return _PROCESS_REDACTOR(text)
 
 
 SchemeResolver = Callable[[str], str]

@@ -163,6 +163,14 @@ class Router:
         self.config = config or load_router_config(settings.router_config)
         self._sleep = sleep
         self.engine: Engine = spend_store.engine
+        # configured secrets are redacted like resolved keys, wherever text leaves this process
+        for configured in (
+            settings.token,
+            settings.openrouter_management_key,
+            settings.notion_token,
+            settings.slack_token,
+        ):
+            self.redact.add(configured or "")
         self.catalog = ModelCatalog(
             settings.openrouter_base_url,
             lambda: self.client,
@@ -197,6 +205,7 @@ class Router:
         unchanged preset is not a new version.
         """
         effective_guardrails(work_order.guardrails.model_dump(exclude_unset=True), self.config)
+        self._learn_secrets(work_order)
         now = datetime.now(UTC)
         with Session(self.engine) as session:
             other = session.exec(
@@ -275,6 +284,18 @@ class Router:
             remote = await management.publish_preset(slug, self._preset_body(version, Tier.A))
             self.presets.set_remote_version(name, version.version, remote or 0)
         return version
+
+    def _learn_secrets(self, work_order: WorkOrder) -> None:
+        """Resolve the behavior's keys once at binding so the redactor knows them before any
+        call: text its step code raises must not carry them even if the router never called."""
+        refs = [work_order.key.ref, *self.config.transport_keys.values()]
+        provisioned = self._provisioned_key_path(work_order.name)
+        if provisioned.exists():
+            refs.append(f"file:{provisioned}")
+        for ref in refs:
+            # an unresolvable reference fails the call that needs it, with its own message
+            with contextlib.suppress(SecretResolutionError):
+                self.resolver.resolve(ref)
 
     def _provisioned_key_path(self, behavior: str) -> Path:
         return self.settings.data_dir / "keys" / f"{behavior}.openrouter"
