@@ -543,22 +543,12 @@ def _pg_connections(engine: Engine) -> _PgConnections:
 # --- PostgreSQL from the event loop ----------------------------------------------------
 #
 # The router's budget path on PostgreSQL runs on asyncio connections: no hop to a worker thread
-# and back, and each transaction goes as one message (one network round trip). The binding and
-# the latest preset are cached per behavior and revalidated inside the reservation itself by a
-# fingerprint of the rows they came from, so a rebinding or a new preset version is seen on the
-# very next call.
-
-_PG_FINGERPRINT = (
-    "md5(ROW(b.key_ref, b.cap_usd, b.cadence, b.transports::text, b.guardrails::text, "
-    "b.openrouter_key_hash, b.preset_slug, p.version, p.content_hash)::text)"
-)
-_PG_HEAD_FOR_UPDATE = (
-    "SELECT b.behavior, b.key_ref, b.cap_usd, b.cadence, b.transports, b.guardrails, "
-    "b.openrouter_key_hash, b.preset_slug, p.version, p.content_hash, p.source, p.created_at, "
-    f"p.content, {_PG_FINGERPRINT} FROM routing_bindings b LEFT JOIN LATERAL (SELECT version, "
-    "content_hash, source, created_at, content FROM preset_versions WHERE behavior = b.behavior "
-    "ORDER BY version DESC LIMIT 1) p ON true WHERE b.behavior = %(behavior)s FOR UPDATE OF b"
-)
+# and back. The binding and the latest preset are cached per behavior; the reservation is one
+# statement, the function `cleanday_reserve` (migration 0004_budget_reserve), which takes the
+# key's lock, checks that the cached rows are still current by their fingerprint, and inserts
+# the reservation when spend + estimate fits the cap. A rebinding or a new preset version is
+# thus seen on the very next call, which then plans again on rows read under the lock.
+#
 # The budget transactions do not wait for their WAL record to reach the disk: SQLite's ledger
 # (WAL, synchronous=NORMAL) already works this way, and on a busy disk the flush is most of a
 # reservation's time. Visibility and locking are unchanged, and a commit the server has answered
@@ -567,26 +557,21 @@ _PG_HEAD_FOR_UPDATE = (
 # can lose the last budget transactions. A lost settlement leaves its row `reserved`, holding
 # its estimate like a dead process's reservation; a lost reservation belongs to a call that was
 # in flight when the database went down.
-_PG_NO_FLUSH = "SET LOCAL synchronous_commit TO OFF"
-# The key's lock: racers for the same key queue here. It is its own statement because under
-# READ COMMITTED the next statement then takes a snapshot that sees every racer that committed
-# before the lock was granted (a statement's snapshot is taken when it starts, before it waits).
-_PG_LOCK = "SELECT 1 FROM routing_bindings WHERE behavior = %(behavior)s FOR UPDATE"
-# Check and reserve in one statement: the reservation is inserted only when the cached plan is
-# still current (same fingerprint) and spend + estimate fits the cap; either way the statement
-# says whether the cache was current and what the period's spend is.
-_PG_RESERVE_IF_FITS = (
-    "WITH b AS (SELECT b.cap_usd, "
-    f"{_PG_FINGERPRINT} AS fp FROM routing_bindings b LEFT JOIN LATERAL (SELECT version, "
-    "content_hash FROM preset_versions WHERE behavior = b.behavior ORDER BY version DESC LIMIT 1) "
-    "p ON true WHERE b.behavior = %(behavior)s), "
-    f"s (spent) AS ({_PG_SPENT}), "
-    "ins AS (INSERT INTO key_spend (behavior, at, run_id, transport, model, estimate_usd, "
-    "cost_usd, status, tokens_in, tokens_out) SELECT %(behavior)s, %(at)s, %(run_id)s, "
-    "%(transport)s, %(model)s, %(estimate)s, 0, 'reserved', 0, 0 FROM b, s "
-    "WHERE b.fp = %(fp)s AND s.spent + %(estimate)s <= b.cap_usd + 1e-9 RETURNING id) "
-    "SELECT b.fp = %(fp)s, s.spent, (SELECT id FROM ins) FROM b, s"
+
+_PG_HEAD_FOR_UPDATE = (
+    "SELECT b.behavior, b.key_ref, b.cap_usd, b.cadence, b.transports, b.guardrails, "
+    "b.openrouter_key_hash, b.preset_slug, p.version, p.content_hash, p.source, p.created_at, "
+    "p.content, cleanday_budget_fingerprint(b, p.version, p.content_hash) "
+    "FROM routing_bindings b LEFT JOIN LATERAL (SELECT version, content_hash, source, "
+    "created_at, content FROM preset_versions WHERE behavior = b.behavior ORDER BY version DESC "
+    "LIMIT 1) p ON true WHERE b.behavior = %(behavior)s FOR UPDATE OF b"
 )
+_PG_RESERVE_CALL = (
+    "SELECT fresh, spent, id FROM cleanday_reserve(%(behavior)s, %(fp)s, %(start)s, %(end)s, "
+    "%(live_since)s, %(at)s, %(run_id)s, %(transport)s, %(model)s, %(estimate)s)"
+)
+_PG_NO_FLUSH = "SET LOCAL synchronous_commit TO OFF"
+_PG_LOCKED_HEAD = f"BEGIN; {_PG_NO_FLUSH}; {_PG_HEAD_FOR_UPDATE}"
 
 
 @dataclass(frozen=True)
@@ -854,10 +839,10 @@ class SpendStore:
         """`reserve_with` from the event loop, with the same guarantee (SQLite: inline).
 
         On PostgreSQL, with the behavior's binding and preset cached, `prepare` runs on the
-        cached rows and the reservation is one message: lock the key, insert the
-        reservation if the fingerprint of binding and preset is unchanged and spend + estimate
-        fits, COMMIT. If the rows changed (or nothing is cached yet, or `prepare` refused on
-        cached rows), it reads them under the lock and runs `prepare` again, as `reserve_with`.
+        cached rows and the reservation is one statement (`cleanday_reserve`: lock the key,
+        insert the reservation if the fingerprint of binding and preset is unchanged and
+        spend + estimate fits). If the rows changed (or nothing is cached yet, or `prepare`
+        refused on cached rows), it reads them under the lock and runs `prepare` again.
         """
         if is_sqlite(self.engine):
             # a local write takes well under a millisecond: inline, no worker thread
@@ -872,43 +857,52 @@ class SpendStore:
             if prepared is not None:
                 result, estimate, transport, model = prepared
                 async with _pg_async(self.engine).connection() as conn:
-                    # one message: the lock, then check-and-reserve, as one implicit transaction
-                    row = await _last_row(
-                        conn,
-                        f"{_PG_NO_FLUSH}; {_PG_LOCK}; {_PG_RESERVE_IF_FITS}",
+                    cur = await conn.execute(
+                        _PG_RESERVE_CALL,
                         self._reserve_params(head, now, run_id, estimate, transport, model),
                     )
+                    row = await cur.fetchone()
                 if row is not None and row[0]:
                     if row[2] is None:
                         _, end = period_bounds(head.binding.cadence, now, self.timezone)
                         raise self._exceeded(head.binding, float(row[1]), estimate, end)
                     return result, Reservation(int(row[2]), behavior, estimate)
                 self._heads.pop(behavior, None)
-        async with _pg_async(self.engine).connection() as conn:
-            try:
-                row = await _last_row(conn, f"BEGIN; {_PG_HEAD_FOR_UPDATE}", {"behavior": behavior})
-                if row is None:
-                    raise self._missing(behavior)
-                binding = BindingRow(
-                    row[0], row[1], float(row[2]), row[3], row[4], row[5], row[6], row[7]
+        # nothing cached, or the cache is stale: plan on rows read under the key's lock
+        for _ in range(3):
+            async with _pg_async(self.engine).connection() as conn:
+                try:
+                    row = await _last_row(conn, _PG_LOCKED_HEAD, {"behavior": behavior})
+                    if row is None:
+                        raise self._missing(behavior)
+                    binding = BindingRow(
+                        row[0], row[1], float(row[2]), row[3], row[4], row[5], row[6], row[7]
+                    )
+                    fresh = _Head(
+                        row[13], binding, None if row[8] is None else PresetHead(*row[8:13])
+                    )
+                    result, estimate, transport, model = prepare(
+                        PrefetchedTx(fresh.preset), binding
+                    )
+                except Exception:
+                    await conn.execute("ROLLBACK")
+                    raise
+                row = await _first_row(
+                    conn,
+                    f"{_PG_RESERVE_CALL}; COMMIT",
+                    self._reserve_params(fresh, now, run_id, estimate, transport, model),
                 )
-                fresh = _Head(row[13], binding, None if row[8] is None else PresetHead(*row[8:13]))
-                result, estimate, transport, model = prepare(PrefetchedTx(fresh.preset), binding)
-            except Exception:
-                await conn.execute("ROLLBACK")
-                raise
-            # the key stays locked from the read to the commit: the fingerprint cannot differ
-            row = await _first_row(
-                conn,
-                f"{_PG_RESERVE_IF_FITS}; COMMIT",
-                self._reserve_params(fresh, now, run_id, estimate, transport, model),
-            )
-        assert row is not None and row[0]
-        self._heads[behavior] = fresh
-        if row[2] is None:
-            _, end = period_bounds(binding.cadence, now, self.timezone)
-            raise self._exceeded(binding, float(row[1]), estimate, end)
-        return result, Reservation(int(row[2]), behavior, estimate)
+            # the key stays locked from the read to the reservation, so the fingerprint agrees
+            # unless a preset version was added while this transaction waited for the lock
+            if row[0]:
+                self._heads[behavior] = fresh
+                if row[2] is None:
+                    _, end = period_bounds(binding.cadence, now, self.timezone)
+                    raise self._exceeded(binding, float(row[1]), estimate, end)
+                return result, Reservation(int(row[2]), behavior, estimate)
+        raise RuntimeError(
+            f"behavior {behavior!r}: its binding or preset kept changing during the budget check"
+        )
 
     def _reserve_params(
         self,

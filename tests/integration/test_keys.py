@@ -343,7 +343,9 @@ async def test_racers_on_the_cached_path_and_the_locked_path_never_pass_the_cap(
     # exactly what fits: 14 x 0.07 = 0.98 of $1.00.
     _bind_plain(routing_engine, cadence="day")
     warm = SpendStore(routing_engine)
-    await warm.release_async(await warm.reserve_async("b", 0.01))  # binding and preset cached
+    other = SpendStore(routing_engine)  # another process's router, say
+    for store in (warm, other):
+        await store.release_async(await store.reserve_async("b", 0.01))  # rows cached
     cold = [SpendStore(routing_engine) for _ in range(5)]
 
     async def on_loop(store: SpendStore) -> bool:
@@ -361,7 +363,7 @@ async def test_racers_on_the_cached_path_and_the_locked_path_never_pass_the_cap(
             return False
 
     results = await asyncio.gather(
-        *(on_loop(warm) for _ in range(15)),
+        *(on_loop(store) for _ in range(20) for store in (warm, other)),
         *(on_loop(store) for store in cold),
         *(asyncio.to_thread(in_thread) for _ in range(5)),
     )

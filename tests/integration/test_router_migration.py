@@ -1,4 +1,5 @@
-"""Migration 0002_routing creates exactly the routing tables the code uses."""
+"""Migration 0002_routing creates exactly the routing tables the code uses; 0004 the budget
+functions on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -31,3 +32,32 @@ def test_routing_migration_matches_the_routing_tables(engine: Engine) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert [d for d in diff if _touches_routing(d)] == []
+
+
+def _reserve_functions(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return sorted(
+            row[0]
+            for row in conn.exec_driver_sql(
+                "SELECT proname FROM pg_proc WHERE starts_with(proname, 'cleanday_')"
+            )
+        )
+
+
+def test_the_budget_functions_come_and_go_with_migration_0004(engine: Engine) -> None:
+    from alembic import command
+
+    from cleanday.db import alembic_config, migrate, write_connection
+
+    expected = ["cleanday_budget_fingerprint", "cleanday_reserve"]
+    postgres = engine.dialect.name == "postgresql"
+    if postgres:
+        assert _reserve_functions(engine) == expected
+    with write_connection(engine) as conn:
+        command.downgrade(alembic_config(conn), "0003_listing")
+    if postgres:
+        assert _reserve_functions(engine) == []
+    migrate(engine)
+    assert current_revision(engine) == head_revision() == "0004_budget_reserve"
+    if postgres:
+        assert _reserve_functions(engine) == expected

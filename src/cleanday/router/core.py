@@ -473,8 +473,22 @@ class Router:
     ) -> Completion:
         started = time.perf_counter()
         plan = await self._prepare(behavior, tier, messages, run_id)
-        if self.config.model_catalog and any(r.transport == "openrouter" for r in plan.routes):
-            self.catalog.refresh_soon()  # in the background: this call does not wait for it
+        try:
+            return await self._send(behavior, messages, response_format, run_id, plan, started)
+        finally:
+            if self.config.model_catalog and any(r.transport == "openrouter" for r in plan.routes):
+                # in the background, after this call: it never waits for the model list
+                self.catalog.refresh_soon()
+
+    async def _send(
+        self,
+        behavior: str,
+        messages: list[dict[str, Any]],
+        response_format: dict[str, Any] | None,
+        run_id: str | None,
+        plan: _Plan,
+        started: float,
+    ) -> Completion:
         binding, version, params, timeout = plan.binding, plan.version, plan.params, plan.timeout
         attempts: list[Attempt] = []
         saw_402 = False
