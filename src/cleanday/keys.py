@@ -21,7 +21,12 @@ from sqlalchemy import Connection, Engine, bindparam, column, event, select, tex
 from sqlmodel import Session
 
 from cleanday.db import is_sqlite
-from cleanday.errors import BudgetExceeded, SecretResolutionError, UnknownBehaviorError
+from cleanday.errors import (
+    BudgetExceeded,
+    ConfigError,
+    SecretResolutionError,
+    UnknownBehaviorError,
+)
 from cleanday.router.tables import KeySpend, RoutingBinding
 
 REDACTED = "[redacted]"
@@ -583,6 +588,21 @@ class _Head:
     preset: PresetHead | None
 
 
+@contextmanager
+def _migrated() -> Iterator[None]:
+    """Name the fix when the database predates the budget functions."""
+    from psycopg import errors
+
+    try:
+        yield
+    except errors.UndefinedFunction:
+        raise ConfigError(
+            "the ledger database has no budget function cleanday_reserve: it predates "
+            "migration 0004_budget_reserve; start the ledger service once (it migrates its "
+            "database on start) before the worker"
+        ) from None
+
+
 async def _cursor(conn: Any, sql: str, params: dict[str, Any]) -> Any:
     """Send `sql` (one or more statements) as a single simple-protocol message, the parameters
     bound client-side: one packet each way, so on a busy machine one wake-up per transaction
@@ -872,7 +892,8 @@ class SpendStore:
         for _ in range(3):
             async with _pg_async(self.engine).connection() as conn:
                 try:
-                    row = await _last_row(conn, _PG_LOCKED_HEAD, {"behavior": behavior})
+                    with _migrated():  # a cold cache comes here first
+                        row = await _last_row(conn, _PG_LOCKED_HEAD, {"behavior": behavior})
                     if row is None:
                         raise self._missing(behavior)
                     binding = BindingRow(

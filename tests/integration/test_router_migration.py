@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine
@@ -44,10 +45,12 @@ def _reserve_functions(engine: Engine) -> list[str]:
         )
 
 
-def test_the_budget_functions_come_and_go_with_migration_0004(engine: Engine) -> None:
+async def test_the_budget_functions_come_and_go_with_migration_0004(engine: Engine) -> None:
     from alembic import command
 
     from cleanday.db import alembic_config, migrate, write_connection
+    from cleanday.errors import ConfigError
+    from cleanday.keys import SpendStore
 
     expected = ["cleanday_budget_fingerprint", "cleanday_reserve"]
     postgres = engine.dialect.name == "postgresql"
@@ -57,6 +60,14 @@ def test_the_budget_functions_come_and_go_with_migration_0004(engine: Engine) ->
         command.downgrade(alembic_config(conn), "0003_listing")
     if postgres:
         assert _reserve_functions(engine) == []
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "insert into routing_bindings (behavior, key_ref, cap_usd, cadence, transports, "
+                "guardrails, bound_at, updated_at) values ('b', 'env:K', 1.0, 'day', '[]', '{}', "
+                "now(), now())"
+            )
+        with pytest.raises(ConfigError, match="migration 0004_budget_reserve"):
+            await SpendStore(engine).reserve_async("b", 0.1)
     migrate(engine)
     assert current_revision(engine) == head_revision() == "0004_budget_reserve"
     if postgres:

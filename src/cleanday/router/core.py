@@ -3,13 +3,15 @@
 The decisions, in the order they are taken for a call:
 
 1. Read the behavior's binding (key reference, cap, cadence, transports, guardrails) and its
-   current preset version; apply the tier's parameter overrides.
+   current preset version (on PostgreSQL from a cache the reservation revalidates); apply the
+   tier's parameter overrides; take the timeout class (see `timeout_class`).
 2. Plan the routes (the Work Order's transport order; Anthropic only for models it serves)
    and check every guardrail against every route before anything is sent. A violation raises
    PolicyViolation: the router never quietly drops to a route that happens to be allowed.
 3. Before *every* request (first try, 429 retry, fallback) reserve the call's estimate against
    the key's cap under a database lock (BudgetExceeded, nothing sent, when it would pass);
-   settle the reservation with the actual cost afterwards, or release it if nothing was charged.
+   settle the reservation with the actual cost afterwards (an answered call's settlement is
+   not waited for on PostgreSQL: `drain()`), or release it if nothing was charged.
 4. Send. 200 answers. 429 is retried on the same transport honouring Retry-After, at most
    `rate_limit_attempts` (3) requests in all, then RateLimited (a documented failure; no
    fallback, since another transport would only hide a rate problem of this behavior's key).
