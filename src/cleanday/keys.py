@@ -575,8 +575,9 @@ _PG_RESERVE_CALL = (
     "SELECT fresh, spent, id FROM cleanday_reserve(%(behavior)s, %(fp)s, %(start)s, %(end)s, "
     "%(live_since)s, %(at)s, %(run_id)s, %(transport)s, %(model)s, %(estimate)s)"
 )
-_PG_NO_FLUSH = "SET LOCAL synchronous_commit TO OFF"
-_PG_LOCKED_HEAD = f"BEGIN; {_PG_NO_FLUSH}; {_PG_HEAD_FOR_UPDATE}"
+# set once per connection: the connections of `_PgAsyncPool` carry budget transactions only
+_PG_NO_FLUSH = "SET synchronous_commit TO OFF"
+_PG_LOCKED_HEAD = f"BEGIN; {_PG_HEAD_FOR_UPDATE}"
 
 
 @dataclass(frozen=True)
@@ -629,9 +630,10 @@ async def _last_row(conn: Any, sql: str, params: dict[str, Any]) -> Any:
 class _PgAsyncPool:
     """Idle asyncio psycopg connections of one event loop (a connection belongs to its loop).
 
-    Autocommit connections: every budget transaction is one multi-statement message (an
-    implicit transaction, or BEGIN ... COMMIT across two messages). A connection that raised,
-    or is left inside a transaction, is closed.
+    Autocommit connections without synchronous commit: a budget transaction is one statement
+    (the reservation, the settlement), or BEGIN ... COMMIT across two messages (a reservation
+    on rows read under the lock). A connection that raised, or is left inside a transaction,
+    is closed.
     """
 
     IDLE_PING_SECONDS = 30.0
@@ -655,7 +657,9 @@ class _PgAsyncPool:
                 return conn
             except psycopg.Error:
                 await conn.close()
-        return await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
+        await conn.execute(_PG_NO_FLUSH)
+        return conn
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
@@ -960,7 +964,8 @@ class SpendStore:
         tokens_out: int = 0,
     ) -> None:
         """`settle` from the event loop (SQLite: inline); on PostgreSQL in one round trip,
-        without waiting for the disk (see `_PG_NO_FLUSH` for what that risks)."""
+        without waiting for the disk (see "PostgreSQL from the event loop" for what that
+        risks)."""
         if is_sqlite(self.engine):
             self.settle(
                 reservation,
@@ -983,7 +988,7 @@ class SpendStore:
             "model": model,
         }
         async with _pg_async(self.engine).connection() as conn:
-            await _cursor(conn, f"{_PG_NO_FLUSH}; {_PG_SETTLE}", params)
+            await conn.execute(_PG_SETTLE, params)
 
     def settle_soon(
         self,
