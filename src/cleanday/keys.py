@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from time import monotonic
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, bindparam, column, event, select, text
 from sqlmodel import Session
 
 from cleanday.db import is_sqlite
-from cleanday.errors import BudgetExceeded, SecretResolutionError, UnknownBehaviorError
+from cleanday.errors import (
+    BudgetExceeded,
+    ConfigError,
+    SecretResolutionError,
+    UnknownBehaviorError,
+)
 from cleanday.router.tables import KeySpend, RoutingBinding
 
 REDACTED = "[redacted]"
+log = logging.getLogger("cleanday.keys")
 T = TypeVar("T")
 
 
@@ -44,22 +52,40 @@ class Secret:
 
 
 class Redactor:
-    """Remembers every secret this process resolved and strikes them out of any text."""
+    """Remembers secrets and strikes them out of any text.
 
-    def __init__(self) -> None:
+    Every secret any Redactor learns is also learned by the process-wide one behind
+    `redact_secrets`, so text that never passed through the router (an exception raised by a
+    behavior's own step code, say) can be cleaned with every secret this process resolved.
+    """
+
+    def __init__(self, *, _process_wide: bool = False) -> None:
         self._values: set[str] = set()
         self._lock = threading.Lock()
+        self._process_wide = _process_wide
 
     def add(self, value: str) -> None:
         if value:
             with self._lock:
                 self._values.add(value)
+            if not self._process_wide:
+                _PROCESS_REDACTOR.add(value)
 
     def __call__(self, text: str) -> str:
-        for value in self._values:
+        with self._lock:
+            values = sorted(self._values, key=len, reverse=True)  # a longer secret first
+        for value in values:
             if value in text:
                 text = text.replace(value, REDACTED)
         return text
+
+
+_PROCESS_REDACTOR = Redactor(_process_wide=True)
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with every secret this process resolved (or was configured with) struck out."""
+    return _PROCESS_REDACTOR(text)
 
 
 SchemeResolver = Callable[[str], str]
@@ -425,6 +451,23 @@ class PsycopgTx:
 LedgerTx = SqliteTx | SqlAlchemyTx | PsycopgTx
 
 
+class PresetReader(Protocol):
+    """What `PresetStore.current` needs from a transaction: the latest preset version's row."""
+
+    def latest_preset(self, behavior: str) -> PresetHead | None: ...
+
+
+@dataclass(frozen=True)
+class PrefetchedTx:
+    """The preset head already read (in the reservation's round trip, or cached): planning
+    needs no further database access."""
+
+    head: PresetHead | None
+
+    def latest_preset(self, behavior: str) -> PresetHead | None:
+        return self.head
+
+
 class _PgConnections:
     """A few psycopg connections kept open for the budget transactions of one engine.
 
@@ -502,6 +545,183 @@ def _pg_connections(engine: Engine) -> _PgConnections:
         return pool
 
 
+# --- PostgreSQL from the event loop ----------------------------------------------------
+#
+# The router's budget path on PostgreSQL runs on asyncio connections: no hop to a worker thread
+# and back. The binding and the latest preset are cached per behavior; the reservation is one
+# statement, the function `cleanday_reserve` (migration 0004_budget_reserve), which takes the
+# key's lock, checks that the cached rows are still current by their fingerprint, and inserts
+# the reservation when spend + estimate fits the cap. A rebinding or a new preset version is
+# thus seen on the very next call, which then plans again on rows read under the lock.
+#
+# The budget transactions do not wait for their WAL record to reach the disk: SQLite's ledger
+# (WAL, synchronous=NORMAL) already works this way, and on a busy disk the flush is most of a
+# reservation's time. Visibility and locking are unchanged, and a commit the server has answered
+# survives the calling process dying; only a crash of the database server (or its machine)
+# within the WAL writer's delay (wal_writer_delay, 200 ms by default, at most three times that)
+# can lose the last budget transactions. A lost settlement leaves its row `reserved`, holding
+# its estimate like a dead process's reservation; a lost reservation belongs to a call that was
+# in flight when the database went down.
+
+_PG_HEAD_FOR_UPDATE = (
+    "SELECT b.behavior, b.key_ref, b.cap_usd, b.cadence, b.transports, b.guardrails, "
+    "b.openrouter_key_hash, b.preset_slug, p.version, p.content_hash, p.source, p.created_at, "
+    "p.content, cleanday_budget_fingerprint(b, p.version, p.content_hash) "
+    "FROM routing_bindings b LEFT JOIN LATERAL (SELECT version, content_hash, source, "
+    "created_at, content FROM preset_versions WHERE behavior = b.behavior ORDER BY version DESC "
+    "LIMIT 1) p ON true WHERE b.behavior = %(behavior)s FOR UPDATE OF b"
+)
+_PG_RESERVE_CALL = (
+    "SELECT fresh, spent, id FROM cleanday_reserve(%(behavior)s, %(fp)s, %(start)s, %(end)s, "
+    "%(live_since)s, %(at)s, %(run_id)s, %(transport)s, %(model)s, %(estimate)s)"
+)
+# set once per connection: the connections of `_PgAsyncPool` carry budget transactions only
+_PG_NO_FLUSH = "SET synchronous_commit TO OFF"
+_PG_LOCKED_HEAD = f"BEGIN; {_PG_HEAD_FOR_UPDATE}"
+
+
+@dataclass(frozen=True)
+class _Head:
+    """A behavior's binding and latest preset as last read, with the fingerprint of both."""
+
+    fingerprint: str
+    binding: BindingRow
+    preset: PresetHead | None
+
+
+@contextmanager
+def _migrated() -> Iterator[None]:
+    """Name the fix when the database predates the budget functions."""
+    from psycopg import errors
+
+    try:
+        yield
+    except errors.UndefinedFunction:
+        raise ConfigError(
+            "the ledger database has no budget function cleanday_reserve: it predates "
+            "migration 0004_budget_reserve; start the ledger service once (it migrates its "
+            "database on start) before the worker"
+        ) from None
+
+
+async def _cursor(conn: Any, sql: str, params: dict[str, Any]) -> Any:
+    """Send `sql` (one or more statements) as a single simple-protocol message, the parameters
+    bound client-side: one packet each way, so on a busy machine one wake-up per transaction
+    instead of one per statement. Several statements without BEGIN run as one transaction."""
+    from psycopg import AsyncClientCursor
+
+    cur = AsyncClientCursor(conn)
+    await cur.execute(sql, params)
+    return cur
+
+
+async def _first_row(conn: Any, sql: str, params: dict[str, Any]) -> Any:
+    cur = await _cursor(conn, sql, params)
+    return await cur.fetchone()
+
+
+async def _last_row(conn: Any, sql: str, params: dict[str, Any]) -> Any:
+    cur = await _cursor(conn, sql, params)
+    while cur.nextset():
+        pass
+    return await cur.fetchone()
+
+
+class _PgAsyncPool:
+    """Idle asyncio psycopg connections of one event loop (a connection belongs to its loop).
+
+    Autocommit connections without synchronous commit: a budget transaction is one statement
+    (the reservation, the settlement), or BEGIN ... COMMIT across two messages (a reservation
+    on rows read under the lock). A connection that raised, or is left inside a transaction,
+    is closed.
+    """
+
+    IDLE_PING_SECONDS = 30.0
+    KEEP = 8
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._idle: list[tuple[Any, float]] = []
+
+    async def _acquire(self) -> Any:
+        import psycopg
+
+        while self._idle:
+            conn, since = self._idle.pop()
+            if conn.closed:
+                continue
+            if monotonic() - since <= self.IDLE_PING_SECONDS:
+                return conn
+            try:
+                await conn.execute("SELECT 1")
+                return conn
+            except psycopg.Error:
+                await conn.close()
+        conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
+        await conn.execute(_PG_NO_FLUSH)
+        return conn
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        from psycopg import pq
+
+        conn = await self._acquire()
+        try:
+            yield conn
+        except BaseException:
+            # its state is unknown (an error inside a transaction, a cancellation mid-way)
+            conn.pgconn.finish()
+            raise
+        idle = conn.info.transaction_status == pq.TransactionStatus.IDLE
+        if idle and len(self._idle) < self.KEEP:
+            self._idle.append((conn, monotonic()))
+        else:
+            conn.pgconn.finish()
+
+    def close(self) -> None:
+        # synchronous, for engine.dispose(): closing the socket needs no event loop
+        idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            conn.pgconn.finish()
+
+
+class _PgAsyncPools:
+    """One `_PgAsyncPool` per event loop, for one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _PgAsyncPool] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    def for_running_loop(self) -> _PgAsyncPool:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            pool = self._pools.get(loop)
+            if pool is None:
+                pool = self._pools[loop] = _PgAsyncPool(self._dsn)
+            return pool
+
+    def close(self) -> None:
+        with self._lock:
+            pools = list(self._pools.values())
+        for pool in pools:
+            pool.close()
+
+
+_PG_ASYNC: weakref.WeakKeyDictionary[Engine, _PgAsyncPools] = weakref.WeakKeyDictionary()
+
+
+def _pg_async(engine: Engine) -> _PgAsyncPool:
+    with _PG_POOLS_LOCK:
+        pools = _PG_ASYNC.get(engine)
+        if pools is None:
+            pools = _PG_ASYNC[engine] = _PgAsyncPools(engine)
+            event.listen(engine, "engine_disposed", lambda _engine: pools.close())
+    return pools.for_running_loop()
+
+
 class SpendStore:
     """Budget reservations and spend per key, atomic across processes.
 
@@ -517,6 +737,9 @@ class SpendStore:
         self.engine = engine
         self.timezone = timezone
         self.clock = clock or (lambda: datetime.now(UTC))
+        # PostgreSQL fast path: binding and preset per behavior, revalidated on every reserve
+        self._heads: dict[str, _Head] = {}
+        self._pending: set[asyncio.Task[None]] = set()
 
     @contextmanager
     def _tx(self, behavior: str) -> Iterator[tuple[LedgerTx, BindingRow]]:
@@ -540,11 +763,15 @@ class SpendStore:
             pg.commit()
 
     @staticmethod
-    def _must(row: BindingRow | None, behavior: str) -> BindingRow:
+    def _missing(behavior: str) -> UnknownBehaviorError:
+        return UnknownBehaviorError(
+            f"behavior {behavior!r} has no model key bound; register its Work Order first"
+        )
+
+    @classmethod
+    def _must(cls, row: BindingRow | None, behavior: str) -> BindingRow:
         if row is None:
-            raise UnknownBehaviorError(
-                f"behavior {behavior!r} has no model key bound; register its Work Order first"
-            )
+            raise cls._missing(behavior)
         return row
 
     def _spent(self, conn: Connection, behavior: str, start: datetime, end: datetime) -> float:
@@ -587,13 +814,7 @@ class SpendStore:
             spent = tx.spent(behavior, start, end, _utc(now) - RESERVATION_TTL)
             # a hair of tolerance so that a call landing exactly on the cap is allowed
             if spent + estimate_usd > binding.cap_usd + 1e-9:
-                reset_on = end.astimezone(ZoneInfo(self.timezone))
-                raise BudgetExceeded(
-                    f"key {binding.key_ref} of {behavior}: spend this {binding.cadence} "
-                    f"${spent:.4f} + next call's estimate ${estimate_usd:.4f} would pass the cap "
-                    f"${binding.cap_usd:.2f}; no call was made. Raise the cap in the Work Order "
-                    f"or wait for the period to reset on {reset_on:%Y-%m-%d}"
-                )
+                raise self._exceeded(binding, spent, estimate_usd, end)
             pk = tx.insert_reservation(
                 {
                     "behavior": behavior,
@@ -605,6 +826,228 @@ class SpendStore:
                 }
             )
             return result, Reservation(id=pk, behavior=behavior, estimate_usd=estimate_usd)
+
+    def _exceeded(
+        self, binding: BindingRow, spent: float, estimate_usd: float, end: datetime
+    ) -> BudgetExceeded:
+        reset_on = end.astimezone(ZoneInfo(self.timezone))
+        return BudgetExceeded(
+            f"key {binding.key_ref} of {binding.behavior}: spend this {binding.cadence} "
+            f"${spent:.4f} + next call's estimate ${estimate_usd:.4f} would pass the cap "
+            f"${binding.cap_usd:.2f}; no call was made. Raise the cap in the Work Order "
+            f"or wait for the period to reset on {reset_on:%Y-%m-%d}"
+        )
+
+    async def reserve_async(
+        self,
+        behavior: str,
+        estimate_usd: float,
+        *,
+        run_id: str | None = None,
+        transport: str = "",
+        model: str = "",
+    ) -> Reservation:
+        """`reserve` from the event loop: on PostgreSQL one round trip, no worker thread."""
+        _, reservation = await self.reserve_with_async(
+            behavior, lambda _tx, _row: (None, estimate_usd, transport, model), run_id=run_id
+        )
+        return reservation
+
+    async def reserve_with_async(
+        self,
+        behavior: str,
+        prepare: Callable[[PresetReader, BindingRow], tuple[T, float, str, str]],
+        *,
+        run_id: str | None = None,
+    ) -> tuple[T, Reservation]:
+        """`reserve_with` from the event loop, with the same guarantee (SQLite: inline).
+
+        On PostgreSQL, with the behavior's binding and preset cached, `prepare` runs on the
+        cached rows and the reservation is one statement (`cleanday_reserve`: lock the key,
+        insert the reservation if the fingerprint of binding and preset is unchanged and
+        spend + estimate fits). If the rows changed (or nothing is cached yet, or `prepare`
+        refused on cached rows), it reads them under the lock and runs `prepare` again.
+        """
+        if is_sqlite(self.engine):
+            # a local write takes well under a millisecond: inline, no worker thread
+            return self.reserve_with(behavior, prepare, run_id=run_id)
+        now = self.clock()
+        head = self._heads.get(behavior)
+        if head is not None:
+            try:
+                prepared = prepare(PrefetchedTx(head.preset), head.binding)
+            except Exception:
+                prepared = None  # perhaps only stale: decide on fresh rows below
+            if prepared is not None:
+                result, estimate, transport, model = prepared
+                async with _pg_async(self.engine).connection() as conn:
+                    cur = await conn.execute(
+                        _PG_RESERVE_CALL,
+                        self._reserve_params(head, now, run_id, estimate, transport, model),
+                    )
+                    row = await cur.fetchone()
+                if row is not None and row[0]:
+                    if row[2] is None:
+                        _, end = period_bounds(head.binding.cadence, now, self.timezone)
+                        raise self._exceeded(head.binding, float(row[1]), estimate, end)
+                    return result, Reservation(int(row[2]), behavior, estimate)
+                self._heads.pop(behavior, None)
+        # nothing cached, or the cache is stale: plan on rows read under the key's lock
+        for _ in range(3):
+            async with _pg_async(self.engine).connection() as conn:
+                try:
+                    with _migrated():  # a cold cache comes here first
+                        row = await _last_row(conn, _PG_LOCKED_HEAD, {"behavior": behavior})
+                    if row is None:
+                        raise self._missing(behavior)
+                    binding = BindingRow(
+                        row[0], row[1], float(row[2]), row[3], row[4], row[5], row[6], row[7]
+                    )
+                    fresh = _Head(
+                        row[13], binding, None if row[8] is None else PresetHead(*row[8:13])
+                    )
+                    result, estimate, transport, model = prepare(
+                        PrefetchedTx(fresh.preset), binding
+                    )
+                except Exception:
+                    await conn.execute("ROLLBACK")
+                    raise
+                row = await _first_row(
+                    conn,
+                    f"{_PG_RESERVE_CALL}; COMMIT",
+                    self._reserve_params(fresh, now, run_id, estimate, transport, model),
+                )
+            # the key stays locked from the read to the reservation, so the fingerprint agrees
+            # unless a preset version was added while this transaction waited for the lock
+            if row[0]:
+                self._heads[behavior] = fresh
+                if row[2] is None:
+                    _, end = period_bounds(binding.cadence, now, self.timezone)
+                    raise self._exceeded(binding, float(row[1]), estimate, end)
+                return result, Reservation(int(row[2]), behavior, estimate)
+        raise RuntimeError(
+            f"behavior {behavior!r}: its binding or preset kept changing during the budget check"
+        )
+
+    def _reserve_params(
+        self,
+        head: _Head,
+        now: datetime,
+        run_id: str | None,
+        estimate: float,
+        transport: str,
+        model: str,
+    ) -> dict[str, Any]:
+        start, end = period_bounds(head.binding.cadence, now, self.timezone)
+        return {
+            "behavior": head.binding.behavior,
+            "fp": head.fingerprint,
+            "start": start,
+            "end": end,
+            "live_since": _utc(now) - RESERVATION_TTL,
+            "at": _utc(now),
+            "run_id": run_id,
+            "transport": transport,
+            "model": model,
+            "estimate": estimate,
+        }
+
+    async def settle_async(
+        self,
+        reservation: Reservation,
+        cost_usd: float,
+        *,
+        status: str = "settled",
+        transport: str | None = None,
+        model: str | None = None,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+    ) -> None:
+        """`settle` from the event loop (SQLite: inline); on PostgreSQL in one round trip,
+        without waiting for the disk (see "PostgreSQL from the event loop" for what that
+        risks)."""
+        if is_sqlite(self.engine):
+            self.settle(
+                reservation,
+                cost_usd,
+                status=status,
+                transport=transport,
+                model=model,
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+            )
+            return
+        params = {
+            "id": reservation.id,
+            "cost": cost_usd,
+            "status": status,
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
+            "settled_at": _utc(self.clock()),
+            "transport": transport,
+            "model": model,
+        }
+        async with _pg_async(self.engine).connection() as conn:
+            await conn.execute(_PG_SETTLE, params)
+
+    def settle_soon(
+        self,
+        reservation: Reservation,
+        cost_usd: float,
+        *,
+        transport: str | None = None,
+        model: str | None = None,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+    ) -> None:
+        """Settle an answered call without making its caller wait for the database.
+
+        SQLite settles inline (a local write). On PostgreSQL the settlement is a task on the
+        running loop that starts at the caller's next await; `drain()` waits for those still
+        in flight. Until it lands, the reservation holds its estimate, so no later check
+        undercounts the call. If the process dies first, the row stays `reserved` and holds
+        the estimate for RESERVATION_TTL, like a process that died mid-call; the call's actual
+        cost is then not in the ledger's spend (the provider's own key limit still holds).
+        A settlement that fails is logged and leaves the row the same way.
+        """
+        kwargs: dict[str, Any] = {
+            "transport": transport,
+            "model": model,
+            "tokens_in": tokens_in,
+            "tokens_out": tokens_out,
+        }
+        if is_sqlite(self.engine):
+            self.settle(reservation, cost_usd, **kwargs)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._settle_logged(reservation, cost_usd, kwargs)
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _settle_logged(
+        self, reservation: Reservation, cost_usd: float, kwargs: dict[str, Any]
+    ) -> None:
+        try:
+            await self.settle_async(reservation, cost_usd, **kwargs)
+        except Exception:
+            log.exception(
+                "settling reservation %s of %s ($%.4f) failed; it holds its estimate until "
+                "it expires",
+                reservation.id,
+                reservation.behavior,
+                cost_usd,
+            )
+
+    async def drain(self) -> None:
+        """Wait for the settlements `settle_soon` started on this loop."""
+        loop = asyncio.get_running_loop()
+        mine = [t for t in self._pending if t.get_loop() is loop]
+        if mine:
+            await asyncio.gather(*mine)
+
+    async def release_async(self, reservation: Reservation, *, status: str = "released") -> None:
+        await self.settle_async(reservation, 0.0, status=status)
 
     def settle(
         self,

@@ -278,6 +278,12 @@ def create_app(
             }
         )
 
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        # OpenRouter's model list, empty: the local provider knows no model metadata, and the
+        # router then takes timeout classes from the preset and its config
+        return {"data": [], "total_count": 0, "links": {"next": None}}
+
     @app.post("/_control/faults")
     async def add_fault(fault: FaultSpec) -> dict[str, Any]:
         state.faults.append(fault)

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from cleanday.domain import Tier
 from cleanday.errors import ConfigError, UnknownBehaviorError
-from cleanday.keys import LedgerTx, SqlAlchemyTx
+from cleanday.keys import PresetReader, SqlAlchemyTx
 from cleanday.router.tables import PresetPublication, PresetVersionRow
 from cleanday.workorder import PresetSpec
 
@@ -137,7 +137,7 @@ class PresetStore:
             .limit(1)
         ).first()
 
-    def current(self, behavior: str, tx: LedgerTx | None = None) -> PresetVersion:
+    def current(self, behavior: str, tx: PresetReader | None = None) -> PresetVersion:
         """The latest version. Read on every model call (inside the budget transaction when
         `tx` is given), so the parsed spec is cached by version and content hash."""
         if tx is None:

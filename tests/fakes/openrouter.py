@@ -2,14 +2,17 @@
 
 It validates every request body against `../shared/specs/openrouter-openapi.yaml`, checks the
 bearer key the way OpenRouter does (management key for /keys and /presets, an issued key for
-inference) and records what it received so tests can assert on it.
+inference) and records what it received so tests can assert on it. GET /models serves the
+model list a test sets, checked against the description's ModelsListResponse.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from cleanday.localprovider import (
     DEFAULT_SPEC,
     inline_validator,
+    load_spec,
     validation_error,
     validator_for,
 )
@@ -36,6 +40,47 @@ class FakeOpenRouterState:
     presets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # slug -> versions
     requests: list[dict[str, Any]] = field(default_factory=list)
     counter: itertools.count[int] = field(default_factory=itertools.count)
+    # GET /models: the list served, the status to answer with, and a gate that holds the
+    # answer back until a test sets it (None: answer at once)
+    models: list[dict[str, Any]] = field(default_factory=list)
+    models_status: int = 200
+    models_gate: threading.Event | None = None
+    # the query of every GET /models, apart from `requests` (management and inference calls)
+    models_requests: list[dict[str, str]] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.keys.clear()
+        self.secrets.clear()
+        self.presets.clear()
+        self.models.clear()
+        self.models_status = 200
+        self.models_gate = None
+        self.models_requests.clear()
+
+
+def fake_model(model_id: str, supported_parameters: list[str]) -> dict[str, Any]:
+    """One entry of GET /models as the OpenRouter API description requires it."""
+    author, _, slug = model_id.partition("/")
+    return {
+        "id": model_id,
+        "canonical_slug": model_id,
+        "name": slug or model_id,
+        "created": 1763726400,
+        "pricing": {"prompt": "0.000001", "completion": "0.000002"},
+        "context_length": 128000,
+        "architecture": {
+            "modality": "text->text",
+            "input_modalities": ["text"],
+            "output_modalities": ["text"],
+        },
+        "top_provider": {"is_moderated": False, "context_length": 128000},
+        "per_request_limits": None,
+        "supported_parameters": supported_parameters,
+        "default_parameters": None,
+        "supported_voices": None,
+        "links": {"details": f"/api/v1/models/{author}/{slug}/endpoints"},
+    }
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -156,6 +201,26 @@ def create_fake_openrouter(management_key: str, spec_path: Path = DEFAULT_SPEC) 
                 }
             }
         )
+
+    models_op = load_spec(spec_path)["paths"]["/models"]["get"]
+    models_params = {p["name"] for p in models_op["parameters"]}
+    models_response = validator_for(spec_path, "ModelsListResponse")
+
+    @app.get("/api/v1/models")
+    async def list_models(request: Request) -> Response:
+        state.models_requests.append(dict(request.query_params))
+        unknown = set(request.query_params) - models_params
+        if unknown:
+            return _error(400, f"unknown query parameters {sorted(unknown)}")
+        if state.models_gate is not None:
+            await asyncio.to_thread(state.models_gate.wait)
+        if state.models_status != 200:
+            return _error(state.models_status, "models list unavailable")
+        body = {"data": state.models, "total_count": len(state.models), "links": {"next": None}}
+        problem = validation_error(models_response, body)
+        if problem:  # the fake itself must answer as the API description says
+            return _error(500, f"fake /models answer off the spec: {problem}")
+        return JSONResponse(body)
 
     @app.post("/api/v1/chat/completions")
     async def chat(request: Request) -> Response:

@@ -49,6 +49,7 @@ async def test_answer_from_openrouter_records_its_reported_cost(
     assert done.transport == "openrouter"
     assert done.cost_usd == pytest.approx(0.1)
     assert not done.fell_back and not done.budget_refused
+    await router.drain()  # the settlement is not waited for by the caller
     assert router.spend.spend("seo_audit") == pytest.approx(0.1)
     sent = primary.requests()[-1]["body"]
     assert sent["user"] == "seo_audit"
@@ -344,6 +345,7 @@ async def test_anthropic_cost_is_tokens_times_the_configured_price(
     assert done.tokens_in > 0 and done.tokens_out > 0
     assert done.cost_usd > 0
     assert done.cost_usd == pytest.approx((done.tokens_in * 3 + done.tokens_out * 15) / 1e6)
+    await router.drain()
     assert router.spend.spend("seo_audit") == pytest.approx(done.cost_usd)
 
 
@@ -387,3 +389,25 @@ async def test_missing_secret_names_the_reference_and_sends_nothing(
         await router.complete("seo_audit", Tier.A, HELLO)
     assert primary.requests() == []
     assert router.spend.spend("seo_audit") == 0.0  # the reservation was released
+
+
+async def test_a_new_preset_version_or_binding_is_used_by_the_very_next_call(
+    make_router: MakeRouter, primary: Provider, secondary: Provider
+) -> None:
+    # the binding and preset are cached between calls (PostgreSQL); the cache is checked
+    # against the database inside every reservation
+    router = make_router()
+    router.bind_local(work_order())
+    await router.complete("seo_audit", Tier.A, HELLO)
+    assert primary.requests()[-1]["body"]["temperature"] == 0.7
+    router.bind_local(work_order(preset={"parameters": {"temperature": 0.2, "max_tokens": 200}}))
+    await router.complete("seo_audit", Tier.A, HELLO)
+    assert primary.requests()[-1]["body"]["temperature"] == 0.2
+    router.bind_local(work_order(transports={"order": ["anthropic"]}))
+    done = await router.complete("seo_audit", Tier.A, HELLO)
+    assert done.transport == "anthropic"
+    assert len(primary.requests()) == 2 and len(secondary.requests()) == 1
+    await router.drain()
+    with router.engine.connect() as conn:
+        statuses = [r[0] for r in conn.execute(text("select status from key_spend order by id"))]
+    assert statuses == ["settled"] * 3  # no reservation was made on a stale plan

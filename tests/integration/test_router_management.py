@@ -36,10 +36,7 @@ def fake_server() -> Iterator[ServerThread]:
 @pytest.fixture
 def fake(fake_server: ServerThread) -> Any:
     state = fake_server.config.app.state.fake
-    state.requests.clear()
-    state.keys.clear()
-    state.secrets.clear()
-    state.presets.clear()
+    state.reset()
     return state
 
 

@@ -1,9 +1,11 @@
-"""Migration 0002_routing creates exactly the routing tables the code uses."""
+"""Migration 0002_routing creates exactly the routing tables the code uses; 0004 the budget
+functions on PostgreSQL."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine
@@ -31,3 +33,42 @@ def test_routing_migration_matches_the_routing_tables(engine: Engine) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert [d for d in diff if _touches_routing(d)] == []
+
+
+def _reserve_functions(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return sorted(
+            row[0]
+            for row in conn.exec_driver_sql(
+                "SELECT proname FROM pg_proc WHERE starts_with(proname, 'cleanday_')"
+            )
+        )
+
+
+async def test_the_budget_functions_come_and_go_with_migration_0004(engine: Engine) -> None:
+    from alembic import command
+
+    from cleanday.db import alembic_config, migrate, write_connection
+    from cleanday.errors import ConfigError
+    from cleanday.keys import SpendStore
+
+    expected = ["cleanday_budget_fingerprint", "cleanday_reserve"]
+    postgres = engine.dialect.name == "postgresql"
+    if postgres:
+        assert _reserve_functions(engine) == expected
+    with write_connection(engine) as conn:
+        command.downgrade(alembic_config(conn), "0003_listing")
+    if postgres:
+        assert _reserve_functions(engine) == []
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "insert into routing_bindings (behavior, key_ref, cap_usd, cadence, transports, "
+                "guardrails, bound_at, updated_at) values ('b', 'env:K', 1.0, 'day', '[]', '{}', "
+                "now(), now())"
+            )
+        with pytest.raises(ConfigError, match="migration 0004_budget_reserve"):
+            await SpendStore(engine).reserve_async("b", 0.1)
+    migrate(engine)
+    assert current_revision(engine) == head_revision() == "0004_budget_reserve"
+    if postgres:
+        assert _reserve_functions(engine) == expected

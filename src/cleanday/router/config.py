@@ -41,6 +41,10 @@ class RouterConfig(BaseModel):
     # output tokens assumed when the preset sets no max_tokens
     default_max_tokens: int = Field(default=1024, gt=0)
     rate_limit_attempts: int = Field(default=3, ge=1)
+    # timeout classes derived from OpenRouter's model list (GET /models), refreshed this often;
+    # off for a deployment that must not reach OpenRouter for anything but its calls
+    model_catalog: bool = True
+    model_catalog_ttl_s: float = Field(default=3600.0, gt=0)
     max_retry_after_s: float = Field(default=60.0, ge=0)
     default_retry_after_s: float = Field(default=1.0, ge=0)
     policies: dict[str, Guardrails] = Field(default_factory=dict)

@@ -3,13 +3,15 @@
 The decisions, in the order they are taken for a call:
 
 1. Read the behavior's binding (key reference, cap, cadence, transports, guardrails) and its
-   current preset version; apply the tier's parameter overrides.
+   current preset version (on PostgreSQL from a cache the reservation revalidates); apply the
+   tier's parameter overrides; take the timeout class (see `timeout_class`).
 2. Plan the routes (the Work Order's transport order; Anthropic only for models it serves)
    and check every guardrail against every route before anything is sent. A violation raises
    PolicyViolation: the router never quietly drops to a route that happens to be allowed.
 3. Before *every* request (first try, 429 retry, fallback) reserve the call's estimate against
    the key's cap under a database lock (BudgetExceeded, nothing sent, when it would pass);
-   settle the reservation with the actual cost afterwards, or release it if nothing was charged.
+   settle the reservation with the actual cost afterwards (an answered call's settlement is
+   not waited for on PostgreSQL: `drain()`), or release it if nothing was charged.
 4. Send. 200 answers. 429 is retried on the same transport honouring Retry-After, at most
    `rate_limit_attempts` (3) requests in all, then RateLimited (a documented failure; no
    fallback, since another transport would only hide a rate problem of this behavior's key).
@@ -39,7 +41,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from sqlalchemy import Connection, Engine
@@ -62,7 +64,7 @@ from cleanday.errors import (
 from cleanday.keys import (
     SQL_BINDING,
     BindingRow,
-    LedgerTx,
+    PresetReader,
     Redactor,
     Reservation,
     Secret,
@@ -70,6 +72,7 @@ from cleanday.keys import (
     SpendStore,
 )
 from cleanday.presets import PresetStore, PresetVersion
+from cleanday.router.catalog import ModelCatalog
 from cleanday.router.config import RouterConfig, load_router_config
 from cleanday.router.guardrails import Route, check_routes, effective_guardrails
 from cleanday.router.management import OpenRouterManagement, preset_slug
@@ -78,7 +81,6 @@ from cleanday.router.types import Attempt, Completion
 from cleanday.workorder import WorkOrder
 
 log = logging.getLogger("cleanday.router")
-_T = TypeVar("_T")
 
 # statuses after which the next transport is tried; anything else 4xx is a refusal
 _FALL_BACK = frozenset({402, 408, 500, 502, 503, 504, 524, 529})
@@ -163,7 +165,19 @@ class Router:
         self.config = config or load_router_config(settings.router_config)
         self._sleep = sleep
         self.engine: Engine = spend_store.engine
-        self._inline_db = self.engine.dialect.name == "sqlite"
+        # configured secrets are redacted like resolved keys, wherever text leaves this process
+        for configured in (
+            settings.token,
+            settings.openrouter_management_key,
+            settings.notion_token,
+            settings.slack_token,
+        ):
+            self.redact.add(configured or "")
+        self.catalog = ModelCatalog(
+            settings.openrouter_base_url,
+            lambda: self.client,
+            ttl_s=self.config.model_catalog_ttl_s,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine | None = None) -> Router:
@@ -176,16 +190,9 @@ class Router:
             SecretResolver(),
         )
 
-    async def _db(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
-        """Run a short ledger transaction.
-
-        On SQLite it runs inline: a local write takes well under a millisecond, while a hop to a
-        worker thread and back costs as much again on a busy machine, on every call. PostgreSQL
-        is across a network, so its transactions go to a worker thread.
-        """
-        if self._inline_db:
-            return fn(*args, **kwargs)
-        return await asyncio.to_thread(fn, *args, **kwargs)
+    async def drain(self) -> None:
+        """Wait for the settlements of answered calls still on their way to the database."""
+        await self.spend.drain()
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -200,6 +207,7 @@ class Router:
         unchanged preset is not a new version.
         """
         effective_guardrails(work_order.guardrails.model_dump(exclude_unset=True), self.config)
+        self._learn_secrets(work_order)
         now = datetime.now(UTC)
         with Session(self.engine) as session:
             other = session.exec(
@@ -249,6 +257,8 @@ class Router:
         except UnknownBehaviorError:
             previous = None
         version = self.bind_local(work_order)
+        if self.config.model_catalog and "openrouter" in work_order.transports.order:
+            self.catalog.refresh_soon()
         management = self._management()
         if management is None or "openrouter" not in work_order.transports.order:
             return version
@@ -276,6 +286,18 @@ class Router:
             remote = await management.publish_preset(slug, self._preset_body(version, Tier.A))
             self.presets.set_remote_version(name, version.version, remote or 0)
         return version
+
+    def _learn_secrets(self, work_order: WorkOrder) -> None:
+        """Resolve the behavior's keys once at binding so the redactor knows them before any
+        call: text its step code raises must not carry them even if the router never called."""
+        refs = [work_order.key.ref, *self.config.transport_keys.values()]
+        provisioned = self._provisioned_key_path(work_order.name)
+        if provisioned.exists():
+            refs.append(f"file:{provisioned}")
+        for ref in refs:
+            # an unresolvable reference fails the call that needs it, with its own message
+            with contextlib.suppress(SecretResolutionError):
+                self.resolver.resolve(ref)
 
     def _provisioned_key_path(self, behavior: str) -> Path:
         return self.settings.data_dir / "keys" / f"{behavior}.openrouter"
@@ -348,33 +370,35 @@ class Router:
             )
         return RoutingBinding.model_construct(**row._asdict())
 
-    def _prepare(
+    async def _prepare(
         self,
         behavior: str,
         tier: Tier,
         messages: list[dict[str, Any]],
         run_id: str | None,
     ) -> _Plan:
-        """Everything before the first request, in one transaction: read the binding and preset,
-        plan the routes, check the guardrails, reserve the first estimate."""
+        """Everything before the first request, with the budget check: read the binding and
+        preset, plan the routes, check the guardrails, reserve the first estimate."""
 
-        def plan_under_lock(tx: LedgerTx, row: BindingRow) -> tuple[_Plan, float, str, str]:
+        def plan(tx: PresetReader, row: BindingRow) -> tuple[_Plan, float, str, str]:
             binding = RoutingBinding.model_construct(**dataclasses.asdict(row))
             version = self.presets.current(behavior, tx)
             params = version.parameters_for(tier)
             guard = effective_guardrails(binding.guardrails, self.config)
             routes = self._routes(binding, version)
             check_routes(behavior, routes, guard, self.config, params)
-            plan = _Plan(
+            planned = _Plan(
                 binding, version, params, guard.require_zdr, routes, self._timeout(version)
             )
             first = routes[0]
             estimate = self._estimate(first, messages, params, version.spec.system_prompt)
-            return plan, estimate, first.transport, first.model
+            return planned, estimate, first.transport, first.model
 
-        plan, reservation = self.spend.reserve_with(behavior, plan_under_lock, run_id=run_id)
-        plan.first_reservation = reservation
-        return plan
+        # SQLite inline (a local write takes well under a millisecond); PostgreSQL on the event
+        # loop's own connections, one pipelined round trip (`SpendStore.reserve_with_async`)
+        result, reservation = await self.spend.reserve_with_async(behavior, plan, run_id=run_id)
+        result.first_reservation = reservation
+        return result
 
     # --- planning --------------------------------------------------------------------
 
@@ -400,9 +424,20 @@ class Router:
             )
         return routes
 
+    def timeout_class(self, version: PresetVersion) -> str:
+        """The preset's own class; else what OpenRouter's model list says about the model
+        (cached; see ModelCatalog); else the routing config's entry for it; else fast."""
+        spec = version.spec
+        derived = self.catalog.timeout_class(spec.model) if self.config.model_catalog else None
+        return (
+            spec.timeout_class
+            or derived
+            or self.config.model_info(spec.model).timeout_class
+            or "fast"
+        )
+
     def _timeout(self, version: PresetVersion) -> float:
-        cls = version.spec.timeout_class or self.config.model_info(version.spec.model).timeout_class
-        return self.config.timeouts.get(cls or "fast", 30.0)
+        return self.config.timeouts.get(self.timeout_class(version), 30.0)
 
     def _estimate(
         self, route: Route, messages: list[dict[str, Any]], params: dict[str, Any], system: str
@@ -439,7 +474,23 @@ class Router:
         run_id: str | None = None,
     ) -> Completion:
         started = time.perf_counter()
-        plan = await self._db(self._prepare, behavior, tier, messages, run_id)
+        plan = await self._prepare(behavior, tier, messages, run_id)
+        try:
+            return await self._send(behavior, messages, response_format, run_id, plan, started)
+        finally:
+            if self.config.model_catalog and any(r.transport == "openrouter" for r in plan.routes):
+                # in the background, after this call: it never waits for the model list
+                self.catalog.refresh_soon()
+
+    async def _send(
+        self,
+        behavior: str,
+        messages: list[dict[str, Any]],
+        response_format: dict[str, Any] | None,
+        run_id: str | None,
+        plan: _Plan,
+        started: float,
+    ) -> Completion:
         binding, version, params, timeout = plan.binding, plan.version, plan.params, plan.timeout
         attempts: list[Attempt] = []
         saw_402 = False
@@ -450,8 +501,7 @@ class Router:
                     reservation, plan.first_reservation = plan.first_reservation, None
                 else:
                     estimate = self._estimate(route, messages, params, version.spec.system_prompt)
-                    reservation = await self._db(
-                        self.spend.reserve,
+                    reservation = await self.spend.reserve_async(
                         behavior,
                         estimate,
                         run_id=run_id,
@@ -657,8 +707,7 @@ class Router:
             except httpx.TransportError as exc:
                 return _Outcome(None, self.redact(f"connection error: {type(exc).__name__}"))
             if resp.status_code != 200:
-                await self._db(
-                    self.spend.release,
+                await self.spend.release_async(
                     reservation,
                     status="refused_402" if resp.status_code == 402 else "released",
                 )
@@ -672,8 +721,9 @@ class Router:
                 outcome = self._parse(route, resp.json())
             except (ValueError, KeyError, TypeError, IndexError):
                 return _Outcome(None, "malformed response body from provider")
-            await self._db(
-                self.spend.settle,
+            # the caller does not wait for the settlement: until it lands the reservation holds
+            # its estimate (see SpendStore.settle_soon for what a crash in between means)
+            self.spend.settle_soon(
                 reservation,
                 outcome.cost_usd or 0.0,
                 transport=route.transport,
@@ -685,7 +735,7 @@ class Router:
             return outcome
         finally:
             if not settled:
-                await self._db(self.spend.release, reservation)
+                await self.spend.release_async(reservation)
 
     def _parse(self, route: Route, data: dict[str, Any]) -> _Outcome:
         if route.transport == "anthropic":

@@ -17,6 +17,7 @@ from cleanday.domain import Tier
 from cleanday.errors import CleandayError, GateFailure, PermitDenied, RoutingError
 from cleanday.ledger_client import LedgerClient
 from cleanday.router.types import Attempt, Completion
+from cleanday.runtime.redaction import redacted, without_secrets
 from cleanday.runtime.types import (
     ActRequest,
     ActResult,
@@ -162,7 +163,12 @@ class RuntimeActivities:
         except (GateFailure, RoutingError) as exc:
             # budget/policy refusals and exhausted routing are gate failures, not retries
             gc = GateContext.from_exception(exc, input=dict(request.input))
-            output = StepOutput(summary=str(exc), context=_context_dict(gc))
+            output = redacted(StepOutput(summary=str(exc), context=_context_dict(gc)))
+        except Exception as exc:
+            # step code's own exception text goes to Temporal history, logs and the ledger
+            if (clean := without_secrets(exc)) is not exc:
+                raise clean from None
+            raise
         return Checked(output, await self._verdict(wo, output))
 
     @activity.defn(name="check_gates")

@@ -113,6 +113,7 @@ async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) 
             await stop.wait()
             log.info("worker stopping: finishing activities in flight")
             syncing.cancel()
+        await router.drain()  # settlements of the last answered model calls
 
 
 async def _keep_schedules_in_sync(
