@@ -122,7 +122,10 @@ def register_bulk(engine: Engine, names: list[str], now: datetime) -> None:
 def chain_entry(row: dict[str, Any]) -> Any:
     from cleanday.domain import Entry
 
-    return Entry(row["behavior"], EntryKind(row["kind"]), row["at"], row["key"], row["data"])
+    data = row["data"]
+    if isinstance(data, str):  # `chain.link` rows carry the data as its JSON text
+        data = json.loads(data)
+    return Entry(row["behavior"], EntryKind(row["kind"]), row["at"], row["key"], data)
 
 
 def load_day(
@@ -267,10 +270,10 @@ def fold_at_ingest(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     raw_update(conn, T_STATES, "behavior", updates)
 
 
-def _create_pg_database(server: str) -> tuple[str, str]:
+def _create_pg_database(server: str, prefix: str = "cleanday_bench") -> tuple[str, str]:
     import psycopg
 
-    name = f"cleanday_bench_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = make_url(server).set(drivername="postgresql", database="postgres")
     with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
         c.execute(f'CREATE DATABASE "{name}"')
@@ -354,6 +357,11 @@ def main(argv: list[str] | None = None) -> int:
         ),
         help="server to create a scratch database on (dropped afterwards)",
     )
+    ap.add_argument(
+        "--pg-db-prefix",
+        default="cleanday_bench",
+        help="name prefix of the scratch PostgreSQL database (a random suffix is added)",
+    )
     ap.add_argument("--verify", action="store_true", help="also time `ledger verify`")
     ap.add_argument(
         "--fold-at-close",
@@ -374,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="cleanday-bench-")
         url = f"sqlite:///{Path(tmp.name) / 'ledger.db'}"
     else:
-        url, pg_name = _create_pg_database(args.postgres_url)
+        url, pg_name = _create_pg_database(args.postgres_url, args.pg_db_prefix)
     engine = make_engine(url)
     figures: dict[str, Any] = {
         "backend": args.backend,
