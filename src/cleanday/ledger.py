@@ -1197,7 +1197,7 @@ class LedgerService:
             if done is not None:
                 return DayCloseResult.model_validate({**done, "already_closed": True})
             policy = self._policy(conn)
-            pending = store.primitive_entries_after(conn, store.folded_seq(conn))
+            pending = store.primitive_entries_after(conn, store.folded_seq(conn), head.seq)
             touched = store.behaviors_with_entries_between(conn, start, end) | set(pending)
             if policy.idle == IdlePolicy.BREAK:
                 touched |= set(
@@ -1515,8 +1515,12 @@ class _Mem:
     idle_days: str
     version: int
     preset_version: int
-    view: BehaviorRow
+    row: Any  # the state row read, for its Pane of Glass row until this batch folds a report
+    view: BehaviorRow | None = None  # the row after this batch's last fold
     fold: _Fold | None = None  # the last fold of this batch, stored at the end
+
+    def current_view(self) -> BehaviorRow:
+        return self.view if self.view is not None else _behavior_row(self.row)
 
 
 class _Batch:
@@ -1563,7 +1567,7 @@ class _Batch:
                 row.idle_days,
                 row.version,
                 row.preset_version,
-                _behavior_row(row),
+                row,
             )
             self.mem[name] = m
         return m
@@ -1603,7 +1607,7 @@ class _Batch:
                 run_id=report.run_id,
                 recorded=False,
                 message=f"run {report.run_id} already recorded; nothing changed",
-                state=m.view,
+                state=m.current_view(),
             )
         self.seen[report.run_id] = name
         self.runs.append(_run_row(report, now))

@@ -100,25 +100,34 @@ def state_row(conn: Connection, behavior: str) -> Any | None:
     return conn.execute(_Q_STATE_ONE, {"behavior": behavior}).first()
 
 
-def primitive_entries_after(conn: Connection, seq: int) -> dict[str, list[tuple[int, Entry]]]:
-    """Primitive entries beyond `seq` that their behavior's state has not folded yet, grouped by
-    behavior, each group in chain order.
+def primitive_entries_after(
+    conn: Connection, seq: int, upto: int
+) -> dict[str, list[tuple[int, Entry]]]:
+    """Primitive entries with `seq` < entry seq <= `upto` (the locked chain head) that their
+    behavior's state has not folded yet, grouped by behavior, each group in chain order.
 
     Read through the driver: the day close reads a whole day of entries, and SQLAlchemy's
-    per-row type processing would cost more than the query.
+    per-row type processing would cost more than the query. The query is a range of the
+    primary key and nothing else, so that it costs that range's entries whatever the
+    history: bounded on both sides, because without statistics (PostgreSQL before its first
+    ANALYZE) an open range looks like a third of the table; and the kinds are picked here,
+    because given `kind IN (...)` both databases would rather walk the (kind, at) index over
+    every run report ever made.
     """
     sqlite = conn.dialect.name == "sqlite"
-    kinds = ", ".join(f"'{k}'" for k in PRIMITIVE_KINDS)  # fixed enum values, not input
-    p = ":seq" if sqlite else "%(seq)s"
+    lo, hi = (":seq", ":upto") if sqlite else ("%(seq)s", "%(upto)s")
     result = conn.exec_driver_sql(
         "SELECT e.seq, e.behavior, e.kind, e.at, e.key, e.data FROM ledger_entries e "
         "JOIN behavior_states s ON s.behavior = e.behavior "
-        f"WHERE e.seq > {p} AND e.seq > s.last_seq AND e.kind IN ({kinds}) ORDER BY e.seq",
-        {"seq": seq},
+        f"WHERE e.seq > {lo} AND e.seq <= {hi} AND e.seq > s.last_seq ORDER BY e.seq",
+        {"seq": seq, "upto": upto},
     )
     out: dict[str, list[tuple[int, Entry]]] = defaultdict(list)
     kind_of = {k.value: k for k in EntryKind}
+    primitive = set(PRIMITIVE_KINDS)
     for s_, behavior, kind, at, key, data in result:
+        if kind not in primitive:
+            continue
         if isinstance(at, str):
             at = datetime.fromisoformat(at).replace(tzinfo=UTC)
         elif at.tzinfo is None:
