@@ -100,6 +100,16 @@ def state_row(conn: Connection, behavior: str) -> Any | None:
     return conn.execute(_Q_STATE_ONE, {"behavior": behavior}).first()
 
 
+def pending_sql(conn: Connection) -> str:
+    """The day close's read of unfolded entries (see `primitive_entries_after`)."""
+    lo, hi = (":seq", ":upto") if conn.dialect.name == "sqlite" else ("%(seq)s", "%(upto)s")
+    return (
+        "SELECT e.seq, e.behavior, e.kind, e.at, e.key, e.data FROM ledger_entries e "
+        "JOIN behavior_states s ON s.behavior = e.behavior "
+        f"WHERE e.seq > {lo} AND e.seq <= {hi} AND e.seq > s.last_seq ORDER BY e.seq"
+    )
+
+
 def primitive_entries_after(
     conn: Connection, seq: int, upto: int
 ) -> dict[str, list[tuple[int, Entry]]]:
@@ -114,14 +124,7 @@ def primitive_entries_after(
     because given `kind IN (...)` both databases would rather walk the (kind, at) index over
     every run report ever made.
     """
-    sqlite = conn.dialect.name == "sqlite"
-    lo, hi = (":seq", ":upto") if sqlite else ("%(seq)s", "%(upto)s")
-    result = conn.exec_driver_sql(
-        "SELECT e.seq, e.behavior, e.kind, e.at, e.key, e.data FROM ledger_entries e "
-        "JOIN behavior_states s ON s.behavior = e.behavior "
-        f"WHERE e.seq > {lo} AND e.seq <= {hi} AND e.seq > s.last_seq ORDER BY e.seq",
-        {"seq": seq, "upto": upto},
-    )
+    result = conn.exec_driver_sql(pending_sql(conn), {"seq": seq, "upto": upto})
     out: dict[str, list[tuple[int, Entry]]] = defaultdict(list)
     kind_of = {k.value: k for k in EntryKind}
     primitive = set(PRIMITIVE_KINDS)
