@@ -338,6 +338,11 @@ def report(f: dict[str, Any], days: int) -> str:
         f"  {'ledger --json (list + JSON)':<38}{f['ledger_json_s']:>10.4f} s"
         f"  {'(reported)':<16}{f['ledger_json_bytes']:,} bytes",
     ]
+    if "state_table_mb" in f:
+        lines.append(
+            f"  {'behavior_states size (HOT updates)':<38}{f['state_table_mb']:>9.1f} MB"
+            f"  ({f['state_hot_update_share'] or 0:.1%} of updates HOT)"
+        )
     if "verify_s" in f:
         lines.append(f"  {'ledger verify':<38}{f['verify_s']:>10.1f} s  ok={f['verify_ok']}")
     return "\n".join(lines)
@@ -456,8 +461,15 @@ def main(argv: list[str] | None = None) -> int:
             again.append(time.perf_counter() - t)
         figures["candidates_query_repeat_s"] = round(statistics.median(again), 4)
         if args.backend == "postgresql":
-            # every run report rewrites its behavior's state row; after a bulk load of 2.7M
-            # the table is mostly dead row versions until autovacuum catches up
+            # every run report rewrites its behavior's state row: how big the table is now,
+            # and how many of those updates stayed on their page (HOT, see 0004)
+            with engine.connect() as conn:
+                size, hot, upd = conn.exec_driver_sql(
+                    "SELECT pg_relation_size('behavior_states'), n_tup_hot_upd, n_tup_upd "
+                    "FROM pg_stat_user_tables WHERE relname = 'behavior_states'"
+                ).one()
+            figures["state_table_mb"] = round(size / 2**20, 1)
+            figures["state_hot_update_share"] = round(hot / upd, 3) if upd else None
             with engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
                     "VACUUM (ANALYZE) behavior_states"

@@ -213,3 +213,17 @@ def test_the_day_close_reads_unfolded_entries_by_seq_range_not_by_kind(engine: E
         else:
             plan = " | ".join(str(r[0]) for r in conn.exec_driver_sql("EXPLAIN " + sql, params))
         assert "kind_at" not in plan, plan
+
+
+def test_state_rows_leave_room_on_their_pages_for_hot_updates_on_postgresql(
+    engine: Engine,
+) -> None:
+    """Every run report rewrites a state row: on PostgreSQL the table keeps free space on each
+    page (0004), so that the new version stays on its page and the dead one is pruned."""
+    if is_sqlite(engine):
+        pytest.skip("SQLite updates rows in place")
+    with engine.connect() as conn:
+        options = conn.exec_driver_sql(
+            "SELECT reloptions FROM pg_class WHERE relname = 'behavior_states'"
+        ).scalar_one()
+    assert "fillfactor=40" in (options or [])
