@@ -8,9 +8,11 @@ free loopback port, uvloop + httptools when installed) over a fresh SQLite ledge
 - batch: `POST /api/v1/runs/batch` with `--batch` reports per request;
 - http-only: the single-report requests to a ledger that stores nothing (the HTTP ceiling).
 
-The client is a minimal HTTP/1.1 keep-alive client on asyncio streams, in `--clients` worker
-processes, with every request body serialized before the clock starts, so that the client
-costs as little of the two cores as it can. Each connection carries the reports of its own
+The client is a minimal HTTP/1.1 keep-alive client on asyncio streams (on uvloop when
+installed), in `--clients` worker processes, with every request body serialized before the
+clock starts, so that the client costs as little of the two cores as it can. Each line also
+gives the server process's own CPU time per report, which moves less than the rate when other
+work shares the machine. Each connection carries the reports of its own
 behaviors, in finishing order, as a behavior's worker would.
 
     .venv/bin/python bench/ingest_bench.py            # 20,000 reports per path
@@ -106,7 +108,7 @@ def free_port() -> int:
 
 
 def start_server(
-    data_dir: Path, port: int, workers: int, log: Any, factory: str
+    data_dir: Path, port: int, workers: int, log: Any, factory: str, access_log: bool = False
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -118,9 +120,11 @@ def start_server(
     env.pop("DATABASE_URL", None)  # this benchmark measures the SQLite default
     cmd = [
         sys.executable, "-m", "uvicorn", "--factory", factory,
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-        "--no-access-log", "--workers", str(workers), "--timeout-keep-alive", "60",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--timeout-keep-alive", "60",
     ]  # fmt: skip
+    # uvicorn picks httptools and uvloop itself when they are installed (uvicorn[standard])
+    cmd += ["--log-level", "info"] if access_log else ["--log-level", "warning", "--no-access-log"]
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -280,7 +284,7 @@ def measure(args: argparse.Namespace, mode: str) -> float:
         factory = (
             "ingest_bench:null_app" if mode == "http-only" else "cleanday.service.app:app_from_env"
         )
-        proc = start_server(Path(tmp), port, args.workers, log, factory)
+        proc = start_server(Path(tmp), port, args.workers, log, factory, args.access_log)
         try:
             asyncio.run(prepare(port, proc, args.behaviors))
             base = datetime.now(UTC)
@@ -388,6 +392,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1, help="client processes")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--quick", action="store_true", help="2,000 reports per path")
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request at info level, as `cleanday serve` does (default: off)",
+    )
     parser.add_argument(
         "--only", choices=["single", "batch", "http-only"], action="append",
         help="measure only this path (repeatable); default: all three",
