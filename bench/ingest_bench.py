@@ -8,9 +8,11 @@ free loopback port, uvloop + httptools when installed) over a fresh SQLite ledge
 - batch: `POST /api/v1/runs/batch` with `--batch` reports per request;
 - http-only: the single-report requests to a ledger that stores nothing (the HTTP ceiling).
 
-The client is a minimal HTTP/1.1 keep-alive client on asyncio streams, in `--clients` worker
-processes, with every request body serialized before the clock starts, so that the client
-costs as little of the two cores as it can. Each connection carries the reports of its own
+The client is a minimal HTTP/1.1 keep-alive client on asyncio streams (on uvloop when
+installed), in `--clients` worker processes, with every request body serialized before the
+clock starts, so that the client costs as little of the two cores as it can. Each line also
+gives the server process's own CPU time per report, which moves less than the rate when other
+work shares the machine. Each connection carries the reports of its own
 behaviors, in finishing order, as a behavior's worker would.
 
     .venv/bin/python bench/ingest_bench.py            # 20,000 reports per path
@@ -106,7 +108,7 @@ def free_port() -> int:
 
 
 def start_server(
-    data_dir: Path, port: int, workers: int, log: Any, factory: str
+    data_dir: Path, port: int, workers: int, log: Any, factory: str, access_log: bool = False
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -118,10 +120,21 @@ def start_server(
     env.pop("DATABASE_URL", None)  # this benchmark measures the SQLite default
     cmd = [
         sys.executable, "-m", "uvicorn", "--factory", factory,
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-        "--no-access-log", "--workers", str(workers), "--timeout-keep-alive", "60",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--timeout-keep-alive", "60",
     ]  # fmt: skip
+    # uvicorn picks httptools and uvloop itself when they are installed (uvicorn[standard])
+    cmd += ["--log-level", "info"] if access_log else ["--log-level", "warning", "--no-access-log"]
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far, from /proc (Linux), else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
@@ -205,10 +218,16 @@ def client_process(port: int, conns: list[list[bytes]], batch: bool, go: Any, ou
     async def main() -> list[tuple[dict[int, int], int]]:
         return await asyncio.gather(*(send_all(port, reqs, batch) for reqs in conns))
 
+    try:  # the client's own event loop costs less CPU on uvloop, as the server's does
+        import uvloop
+
+        run: Any = uvloop.run
+    except ImportError:
+        run = asyncio.run
     go.wait()
     statuses: dict[int, int] = {}
     recorded = 0
-    for st, rec in asyncio.run(main()):
+    for st, rec in run(main()):
         recorded += rec
         for k, v in st.items():
             statuses[k] = statuses.get(k, 0) + v
@@ -265,7 +284,7 @@ def measure(args: argparse.Namespace, mode: str) -> float:
         factory = (
             "ingest_bench:null_app" if mode == "http-only" else "cleanday.service.app:app_from_env"
         )
-        proc = start_server(Path(tmp), port, args.workers, log, factory)
+        proc = start_server(Path(tmp), port, args.workers, log, factory, args.access_log)
         try:
             asyncio.run(prepare(port, proc, args.behaviors))
             base = datetime.now(UTC)
@@ -280,10 +299,12 @@ def measure(args: argparse.Namespace, mode: str) -> float:
             for p in procs:
                 p.start()
             time.sleep(0.5)  # let the client processes reach the starting line
+            cpu_before = cpu_seconds(proc.pid)
             started = time.perf_counter()
             go.set()
             results = [out.get(timeout=600) for _ in procs]
             elapsed = time.perf_counter() - started
+            cpu_after = cpu_seconds(proc.pid)
             for p in procs:
                 p.join()
             again = asyncio.run(repeat_status(port, args.behaviors, base))
@@ -304,6 +325,12 @@ def measure(args: argparse.Namespace, mode: str) -> float:
         for k, v in st.items():
             statuses[k] = statuses.get(k, 0) + v
     rate = args.reports / elapsed
+    # the server's own CPU per report: steadier than the rate on a shared machine
+    cpu = (
+        f", server CPU {(cpu_after - cpu_before) / args.reports * 1e6:,.0f} us/report"
+        if cpu_before is not None and cpu_after is not None and args.workers == 1
+        else ""  # with several workers the process measured is only their supervisor
+    )
     verdict = "meets" if rate >= TARGET else "MISSES"
     what = {
         "single": f"single  POST /api/v1/runs, {args.concurrency} connections",
@@ -314,7 +341,7 @@ def measure(args: argparse.Namespace, mode: str) -> float:
     }[mode]
     print(
         f"{what}: {args.reports} reports in {elapsed:.2f} s = {rate:,.0f} reports/s, "
-        f"{verdict} the {TARGET:,.0f}/s target; statuses {dict(sorted(statuses.items()))}, "
+        f"{verdict} the {TARGET:,.0f}/s target{cpu}; statuses {dict(sorted(statuses.items()))}, "
         f"repeat -> {again}",
         flush=True,
     )
@@ -365,6 +392,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1, help="client processes")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--quick", action="store_true", help="2,000 reports per path")
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request at info level, as `cleanday serve` does (default: off)",
+    )
     parser.add_argument(
         "--only", choices=["single", "batch", "http-only"], action="append",
         help="measure only this path (repeatable); default: all three",

@@ -122,7 +122,10 @@ def register_bulk(engine: Engine, names: list[str], now: datetime) -> None:
 def chain_entry(row: dict[str, Any]) -> Any:
     from cleanday.domain import Entry
 
-    return Entry(row["behavior"], EntryKind(row["kind"]), row["at"], row["key"], row["data"])
+    data = row["data"]
+    if isinstance(data, str):  # `chain.link` rows carry the data as its JSON text
+        data = json.loads(data)
+    return Entry(row["behavior"], EntryKind(row["kind"]), row["at"], row["key"], data)
 
 
 def load_day(
@@ -267,10 +270,10 @@ def fold_at_ingest(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     raw_update(conn, T_STATES, "behavior", updates)
 
 
-def _create_pg_database(server: str) -> tuple[str, str]:
+def _create_pg_database(server: str, prefix: str = "cleanday_bench") -> tuple[str, str]:
     import psycopg
 
-    name = f"cleanday_bench_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = make_url(server).set(drivername="postgresql", database="postgres")
     with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
         c.execute(f'CREATE DATABASE "{name}"')
@@ -335,6 +338,11 @@ def report(f: dict[str, Any], days: int) -> str:
         f"  {'ledger --json (list + JSON)':<38}{f['ledger_json_s']:>10.4f} s"
         f"  {'(reported)':<16}{f['ledger_json_bytes']:,} bytes",
     ]
+    if "state_table_mb" in f:
+        lines.append(
+            f"  {'behavior_states size (HOT updates)':<38}{f['state_table_mb']:>9.1f} MB"
+            f"  ({f['state_hot_update_share'] or 0:.1%} of updates HOT)"
+        )
     if "verify_s" in f:
         lines.append(f"  {'ledger verify':<38}{f['verify_s']:>10.1f} s  ok={f['verify_ok']}")
     return "\n".join(lines)
@@ -353,6 +361,11 @@ def main(argv: list[str] | None = None) -> int:
             "CLEANDAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
         ),
         help="server to create a scratch database on (dropped afterwards)",
+    )
+    ap.add_argument(
+        "--pg-db-prefix",
+        default="cleanday_bench",
+        help="name prefix of the scratch PostgreSQL database (a random suffix is added)",
     )
     ap.add_argument("--verify", action="store_true", help="also time `ledger verify`")
     ap.add_argument(
@@ -374,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="cleanday-bench-")
         url = f"sqlite:///{Path(tmp.name) / 'ledger.db'}"
     else:
-        url, pg_name = _create_pg_database(args.postgres_url)
+        url, pg_name = _create_pg_database(args.postgres_url, args.pg_db_prefix)
     engine = make_engine(url)
     figures: dict[str, Any] = {
         "backend": args.backend,
@@ -448,8 +461,15 @@ def main(argv: list[str] | None = None) -> int:
             again.append(time.perf_counter() - t)
         figures["candidates_query_repeat_s"] = round(statistics.median(again), 4)
         if args.backend == "postgresql":
-            # every run report rewrites its behavior's state row; after a bulk load of 2.7M
-            # the table is mostly dead row versions until autovacuum catches up
+            # every run report rewrites its behavior's state row: how big the table is now,
+            # and how many of those updates stayed on their page (HOT, see 0004)
+            with engine.connect() as conn:
+                size, hot, upd = conn.exec_driver_sql(
+                    "SELECT pg_relation_size('behavior_states'), n_tup_hot_upd, n_tup_upd "
+                    "FROM pg_stat_user_tables WHERE relname = 'behavior_states'"
+                ).one()
+            figures["state_table_mb"] = round(size / 2**20, 1)
+            figures["state_hot_update_share"] = round(hot / upd, 3) if upd else None
             with engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
                     "VACUUM (ANALYZE) behavior_states"

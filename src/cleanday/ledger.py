@@ -8,6 +8,7 @@ ladder newly concluded.
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 import uuid
@@ -141,6 +142,23 @@ class BehaviorRow(BaseModel):
     preset_version: int = 1
     updated_at: datetime | None = None
     decision: Decision | None = None  # filled by `candidates(week)`
+
+
+_ROW_FIELDS = frozenset(BehaviorRow.model_fields)
+_new_object = object.__new__
+_set_attr = object.__setattr__
+
+
+def _pane_row(**values: Any) -> BehaviorRow:
+    """`BehaviorRow.model_construct` for a row with every field given, from values the schema
+    already typed: the same object without the per-field default and alias lookups, which
+    cost several times more than the rest when listing 10,000 behaviors."""
+    row = _new_object(BehaviorRow)
+    _set_attr(row, "__dict__", values)
+    _set_attr(row, "__pydantic_fields_set__", set(_ROW_FIELDS))
+    _set_attr(row, "__pydantic_extra__", None)
+    _set_attr(row, "__pydantic_private__", None)
+    return row
 
 
 class RegistrationResult(BaseModel):
@@ -287,6 +305,7 @@ class LedgerService:
         self.engine = engine
         self.policy = policy or Policy()
         self.clock = clock or (lambda: datetime.now(UTC))
+        self._accumulators = _AccumulatorCache()  # the batch ingest's decoded states
 
     @classmethod
     def open(
@@ -1216,7 +1235,7 @@ class LedgerService:
             if done is not None:
                 return DayCloseResult.model_validate({**done, "already_closed": True})
             policy = self._policy(conn)
-            pending = store.primitive_entries_after(conn, store.folded_seq(conn))
+            pending = store.primitive_entries_after(conn, store.folded_seq(conn), head.seq)
             touched = store.behaviors_with_entries_between(conn, start, end) | set(pending)
             if policy.idle == IdlePolicy.BREAK:
                 touched |= set(
@@ -1485,6 +1504,41 @@ def _run_audit(report: RunReport, tier_before: str) -> tuple[list[NewEntry], lis
     return derived, outbox
 
 
+class _AccumulatorCache:
+    """Decoded accumulators between batches, keyed by the exact JSON text they were stored as.
+
+    The batch ingest reads each behavior's accumulator as its stored text; when that text is
+    the one this process last wrote (or decoded) for the behavior, the decoded accumulator is
+    reused instead of parsing it again. Because the key is the stored text itself, whoever
+    else writes a state row (the day close, an override, another process) invalidates the
+    entry simply by storing different text, and an entry for a transaction that rolled back
+    is never matched. Accumulators are immutable snapshots (`ladder.apply` copies), so
+    sharing one between batches is safe.
+    """
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self.max_entries = max_entries
+        self._by_behavior: dict[str, tuple[str, ladder.Accumulator]] = {}
+
+    def decode(self, name: str, text: str) -> ladder.Accumulator:
+        hit = self._by_behavior.get(name)
+        if hit is not None and hit[0] == text:
+            return hit[1]
+        acc = ladder.Accumulator.from_json(json.loads(text))
+        self._remember(name, text, acc)
+        return acc
+
+    def encode(self, name: str, acc: ladder.Accumulator) -> store.JsonText:
+        text = store.JsonText(json.dumps(acc.to_json()))
+        self._remember(name, text, acc)
+        return text
+
+    def _remember(self, name: str, text: str, acc: ladder.Accumulator) -> None:
+        if len(self._by_behavior) >= self.max_entries and name not in self._by_behavior:
+            self._by_behavior.clear()  # more behaviors than fit: start over, simply
+        self._by_behavior[name] = (text, acc)
+
+
 @dataclass
 class _Mem:
     """A behavior's state row as the batch ingest holds it between reports of one batch (the
@@ -1499,8 +1553,12 @@ class _Mem:
     idle_days: str
     version: int
     preset_version: int
-    view: BehaviorRow
+    row: Any  # the state row read, for its Pane of Glass row until this batch folds a report
+    view: BehaviorRow | None = None  # the row after this batch's last fold
     fold: _Fold | None = None  # the last fold of this batch, stored at the end
+
+    def current_view(self) -> BehaviorRow:
+        return self.view if self.view is not None else _behavior_row(self.row)
 
 
 class _Batch:
@@ -1519,14 +1577,12 @@ class _Batch:
 
     def prefetch(self, reports: Sequence[RunReport]) -> None:
         """Read the batch's state rows and already recorded run IDs with a few queries."""
-        rows = store.state_rows(self.conn, sorted({r.behavior for r in reports}))
+        rows = store.state_rows(self.conn, sorted({r.behavior for r in reports}), acc_text=True)
         for row in rows.values():
             self._state(row.behavior, row)
         run_ids = sorted({r.run_id for r in reports})
         for part in store.chunks(run_ids, 1000):
-            found = self.conn.execute(
-                sa.select(T_RUNS.c.run_id, T_RUNS.c.behavior).where(T_RUNS.c.run_id.in_(part))
-            ).all()
+            found = self.conn.execute(_Q_RUNS_SEEN, {"run_ids": part}).all()
             self.seen.update({str(f.run_id): str(f.behavior) for f in found})
         self.prefetched = True
 
@@ -1535,9 +1591,13 @@ class _Batch:
         if m is None:
             if row is None:
                 row = self.ledger._state_row(self.conn, name)
+            if hasattr(row, "accumulator_text"):
+                acc = self.ledger._accumulators.decode(name, row.accumulator_text)
+            else:
+                acc = ladder.Accumulator.from_json(row.accumulator)
             m = _Mem(
                 name,
-                ladder.Accumulator.from_json(row.accumulator),
+                acc,
                 int(row.last_seq),
                 row.last_change_at,
                 row.status,
@@ -1545,7 +1605,7 @@ class _Batch:
                 row.idle_days,
                 row.version,
                 row.preset_version,
-                _behavior_row(row),
+                row,
             )
             self.mem[name] = m
         return m
@@ -1585,7 +1645,7 @@ class _Batch:
                 run_id=report.run_id,
                 recorded=False,
                 message=f"run {report.run_id} already recorded; nothing changed",
-                state=m.view,
+                state=m.current_view(),
             )
         self.seen[report.run_id] = name
         self.runs.append(_run_row(report, now))
@@ -1635,13 +1695,14 @@ class _Batch:
         # one report at a time, a later alert with an earlier one's key would find it queued
         first = {o["dedupe_key"]: o for o in reversed(self.outbox)}
         store.add_outbox(conn, [o for o in self.outbox if first[o["dedupe_key"]] is o], now)
+        encode = self.ledger._accumulators.encode
         store.update_states(
             conn,
             [
                 {
                     "behavior": m.behavior,
                     **store.state_values(m.fold.state),
-                    "accumulator": m.acc.to_json(),
+                    "accumulator": encode(m.behavior, m.acc),
                     "last_seq": m.last_seq,
                     "last_change_at": m.last_change_at,
                     "updated_at": now,
@@ -1663,6 +1724,9 @@ def _report_message(report: RunReport, row: BehaviorRow, fold: _Fold) -> str:
 
 
 _Q_RUN_SEEN = sa.select(T_RUNS.c.behavior).where(T_RUNS.c.run_id == sa.bindparam("run_id"))
+_Q_RUNS_SEEN = sa.select(T_RUNS.c.run_id, T_RUNS.c.behavior).where(
+    T_RUNS.c.run_id.in_(sa.bindparam("run_ids", expanding=True))
+)
 _INSERT_RUN = sa.insert(T_RUNS)
 
 
@@ -1691,7 +1755,7 @@ def _fold_row(fold: _Fold, row: Any, now: datetime) -> BehaviorRow:
     """The Pane of Glass row a fold just stored, without reading it back."""
     st = fold.state
     lf = st.last_failure
-    return BehaviorRow.model_construct(
+    return _pane_row(
         name=fold.name,
         tier=st.tier,
         status=st.status,
@@ -1740,7 +1804,7 @@ def _pane_rows(
         return date.fromisoformat(v) if isinstance(v, str) else v
 
     return [
-        BehaviorRow.model_construct(
+        _pane_row(
             name=r[0],
             tier=_TIERS[r[1]],
             status=_STATUSES[r[2]],
@@ -1781,7 +1845,7 @@ def _row_columns() -> list[Any]:
 def _behavior_row(r: Any) -> BehaviorRow:
     # built from typed columns, so validation would only repeat what the schema guarantees;
     # skipping it keeps listing 10,000 behaviors cheap
-    return BehaviorRow.model_construct(
+    return _pane_row(
         name=r.behavior,
         tier=Tier(r.tier),
         status=Status(r.status),

@@ -76,6 +76,17 @@ _Q_STATES = sa.select(
     T_STATES, T_BEHAVIORS.c.idle_days, T_BEHAVIORS.c.version, T_BEHAVIORS.c.preset_version
 ).join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
 _Q_STATE_ONE = _Q_STATES.where(T_STATES.c.behavior == sa.bindparam("behavior"))
+# the same with the accumulator as the JSON text stored (`accumulator_text`), undecoded
+_Q_STATES_TEXT = sa.select(
+    *(c for c in T_STATES.c if c.name != "accumulator"),
+    sa.cast(T_STATES.c.accumulator, sa.Text).label("accumulator_text"),
+    T_BEHAVIORS.c.idle_days,
+    T_BEHAVIORS.c.version,
+    T_BEHAVIORS.c.preset_version,
+).join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
+_NAMES: sa.BindParameter[Any] = sa.bindparam("names", expanding=True)
+_Q_STATES_IN = _Q_STATES.where(T_STATES.c.behavior.in_(_NAMES))
+_Q_STATES_TEXT_IN = _Q_STATES_TEXT.where(T_STATES.c.behavior.in_(_NAMES))
 
 
 def primitive_entries_of(conn: Connection, behavior: str, after: int) -> list[tuple[int, Entry]]:
@@ -89,25 +100,37 @@ def state_row(conn: Connection, behavior: str) -> Any | None:
     return conn.execute(_Q_STATE_ONE, {"behavior": behavior}).first()
 
 
-def primitive_entries_after(conn: Connection, seq: int) -> dict[str, list[tuple[int, Entry]]]:
-    """Primitive entries beyond `seq` that their behavior's state has not folded yet, grouped by
-    behavior, each group in chain order.
-
-    Read through the driver: the day close reads a whole day of entries, and SQLAlchemy's
-    per-row type processing would cost more than the query.
-    """
-    sqlite = conn.dialect.name == "sqlite"
-    kinds = ", ".join(f"'{k}'" for k in PRIMITIVE_KINDS)  # fixed enum values, not input
-    p = ":seq" if sqlite else "%(seq)s"
-    result = conn.exec_driver_sql(
+def pending_sql(conn: Connection) -> str:
+    """The day close's read of unfolded entries (see `primitive_entries_after`)."""
+    lo, hi = (":seq", ":upto") if conn.dialect.name == "sqlite" else ("%(seq)s", "%(upto)s")
+    return (
         "SELECT e.seq, e.behavior, e.kind, e.at, e.key, e.data FROM ledger_entries e "
         "JOIN behavior_states s ON s.behavior = e.behavior "
-        f"WHERE e.seq > {p} AND e.seq > s.last_seq AND e.kind IN ({kinds}) ORDER BY e.seq",
-        {"seq": seq},
+        f"WHERE e.seq > {lo} AND e.seq <= {hi} AND e.seq > s.last_seq ORDER BY e.seq"
     )
+
+
+def primitive_entries_after(
+    conn: Connection, seq: int, upto: int
+) -> dict[str, list[tuple[int, Entry]]]:
+    """Primitive entries with `seq` < entry seq <= `upto` (the locked chain head) that their
+    behavior's state has not folded yet, grouped by behavior, each group in chain order.
+
+    Read through the driver: the day close reads a whole day of entries, and SQLAlchemy's
+    per-row type processing would cost more than the query. The query is a range of the
+    primary key and nothing else, so that it costs that range's entries whatever the
+    history: bounded on both sides, because without statistics (PostgreSQL before its first
+    ANALYZE) an open range looks like a third of the table; and the kinds are picked here,
+    because given `kind IN (...)` both databases would rather walk the (kind, at) index over
+    every run report ever made.
+    """
+    result = conn.exec_driver_sql(pending_sql(conn), {"seq": seq, "upto": upto})
     out: dict[str, list[tuple[int, Entry]]] = defaultdict(list)
     kind_of = {k.value: k for k in EntryKind}
+    primitive = set(PRIMITIVE_KINDS)
     for s_, behavior, kind, at, key, data in result:
+        if kind not in primitive:
+            continue
         if isinstance(at, str):
             at = datetime.fromisoformat(at).replace(tzinfo=UTC)
         elif at.tzinfo is None:
@@ -127,14 +150,17 @@ def behaviors_with_entries_between(conn: Connection, start: datetime, end: datet
     return {r.behavior for r in rows}
 
 
-def state_rows(conn: Connection, names: Sequence[str] | None = None) -> dict[str, Any]:
-    """Materialized state rows joined with the behavior columns the fold needs."""
-    query = _Q_STATES
+def state_rows(
+    conn: Connection, names: Sequence[str] | None = None, *, acc_text: bool = False
+) -> dict[str, Any]:
+    """Materialized state rows joined with the behavior columns the fold needs; with
+    `acc_text`, the accumulator comes as its stored JSON text (`accumulator_text`)."""
     if names is None:
-        return {r.behavior: r for r in conn.execute(query).all()}
+        return {r.behavior: r for r in conn.execute(_Q_STATES_TEXT if acc_text else _Q_STATES)}
+    query = _Q_STATES_TEXT_IN if acc_text else _Q_STATES_IN
     out: dict[str, Any] = {}
     for part in chunks(list(names)):
-        for r in conn.execute(query.where(T_STATES.c.behavior.in_(part))).all():
+        for r in conn.execute(query, {"names": part}).all():
             out[r.behavior] = r
     return out
 
@@ -172,30 +198,51 @@ def _converter(conn: Connection, column: sa.Column[Any]) -> Any:
     sqlite = conn.dialect.name == "sqlite"
     kind = column.type
     if isinstance(kind, sa.JSON):
-        return lambda v: None if v is None else json.dumps(v)
+        return _json_text
     if isinstance(kind, UTCDateTime):
-        if sqlite:  # SQLAlchemy's SQLite DATETIME storage format, naive UTC
-            return lambda v: None if v is None else v.astimezone(UTC).strftime(_SQLITE_TS)
+        if sqlite:
+            return _sqlite_ts
         return lambda v: None if v is None else v.astimezone(UTC)
     if isinstance(kind, sa.Date) and sqlite:
         return lambda v: None if v is None else v.isoformat()
     return None
 
 
-_SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"
+class JsonText(str):
+    """A JSON column value already serialized (the caller keeps the text, e.g. to recognise
+    the stored value later); written as is."""
+
+    __slots__ = ()
+
+
+def _json_text(v: Any) -> str | None:
+    if v is None:
+        return None
+    return v if isinstance(v, JsonText) else json.dumps(v)
+
+
+def _sqlite_ts(v: datetime | None) -> str | None:
+    """SQLAlchemy's SQLite DATETIME storage format: naive UTC, always with microseconds
+    (`isoformat` is several times cheaper than `strftime`, and the same text)."""
+    if v is None:
+        return None
+    return v.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _placeholder(conn: Connection, column: sa.Column[Any]) -> str:
     if conn.dialect.name == "sqlite":
-        return f":{column.name}"
-    p = f"%({column.name})s"
-    return f"CAST({p} AS JSON)" if isinstance(column.type, sa.JSON) else p
+        return "?"
+    return "CAST(%s AS JSON)" if isinstance(column.type, sa.JSON) else "%s"
 
 
-def _convert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> list[Any]:
-    cols = list(rows[0])
+def _convert(
+    conn: Connection, table: sa.Table, cols: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """Positional parameter tuples, each value converted once by its column's type."""
     convs = [(c, _converter(conn, table.c[c])) for c in cols]
-    return [{c: (f(r[c]) if f else r[c]) for c, f in convs} for r in rows]
+    if all(f is None for _, f in convs):
+        return [tuple(r[c] for c in cols) for r in rows]
+    return [tuple(f(r[c]) if f else r[c] for c, f in convs) for r in rows]
 
 
 def raw_insert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -207,7 +254,7 @@ def raw_insert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]
         f"INSERT INTO {table.name} ({', '.join(cols)}) "
         f"VALUES ({', '.join(_placeholder(conn, table.c[c]) for c in cols)})"
     )
-    conn.exec_driver_sql(sql, _convert(conn, table, rows))
+    conn.exec_driver_sql(sql, _convert(conn, table, cols, rows))
 
 
 def raw_update(conn: Connection, table: sa.Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -217,7 +264,7 @@ def raw_update(conn: Connection, table: sa.Table, key: str, rows: Sequence[dict[
     cols = [c for c in rows[0] if c != key]
     sets = ", ".join(f"{c} = {_placeholder(conn, table.c[c])}" for c in cols)
     sql = f"UPDATE {table.name} SET {sets} WHERE {key} = {_placeholder(conn, table.c[key])}"
-    conn.exec_driver_sql(sql, _convert(conn, table, rows))
+    conn.exec_driver_sql(sql, _convert(conn, table, [*cols, key], rows))
 
 
 def add_outbox(

@@ -761,3 +761,69 @@ def test_a_batch_with_a_bad_report_writes_nothing_and_names_its_index(
     assert svc.report_runs([]) == []
     assert svc.report_runs([good])[0].recorded
     assert svc.verify().ok
+
+
+def test_batches_reuse_decoded_states_only_while_nobody_else_changed_them(
+    svc: LedgerService, engine: Engine, clock: FakeClock, tmp_path: Path
+) -> None:
+    """The batch ingest keeps each behavior's decoded accumulator between batches; a day close,
+    an override, or another ledger process writing the same state in between must be seen."""
+    from cleanday.db import make_engine, migrate
+
+    ref_engine = make_engine(f"sqlite:///{tmp_path / 'one-by-one.db'}")
+    migrate(ref_engine)
+    ref_clock = FakeClock(REGISTERED)
+    ref = LedgerService(ref_engine, Policy(timezone="UTC"), ref_clock)
+    other = LedgerService(engine, Policy(timezone="UTC"), clock)  # another process, same db
+
+    def both(step: str, when: object, *args: object) -> None:
+        for ledger, c in ((svc, clock), (ref, ref_clock)):
+            c.set(when)  # type: ignore[arg-type]
+            if step == "batch":
+                (reports,) = args
+                if ledger is svc:
+                    ledger.report_runs(reports)  # type: ignore[arg-type]
+                else:
+                    for r in reports:  # type: ignore[attr-defined]
+                        ledger.report_run(r)
+            elif step == "other":
+                (reports,) = args
+                (other if ledger is svc else ledger).report_runs(reports)  # type: ignore[arg-type]
+            elif step == "close":
+                ledger.close_day(*args)  # type: ignore[arg-type]
+            elif step == "override":
+                ledger.override("tagger", "trusted already", tier=Tier.C)
+
+    for ledger in (svc, ref):
+        _register(ledger, tmp_path)
+    both("batch", at("2026-11-09", 13), [report("tagger", "r1", at("2026-11-09", 12))])
+    both("other", at("2026-11-09", 15), [report("tagger", "r2", at("2026-11-09", 14))])
+    both("batch", at("2026-11-09", 17), [report("tagger", "r3", at("2026-11-09", 16))])
+    both("close", at("2026-11-10", 0, 5), date(2026, 11, 9))
+    both("batch", at("2026-11-10", 13), [report("tagger", "r4", at("2026-11-10", 12))])
+    both("override", at("2026-11-10", 14))
+    both("batch", at("2026-11-10", 16), [report("tagger", "r5", at("2026-11-10", 15))])
+    both(
+        "batch",
+        at("2026-11-10", 18),
+        [report("tagger", "r6", at("2026-11-10", 17), failed_gate="schema")],
+    )
+
+    def states(e: Engine) -> list[tuple[object, ...]]:
+        with e.connect() as conn:
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    sa.select(
+                        T_STATES.c.tier, T_STATES.c.status, T_STATES.c.clean_days,
+                        T_STATES.c.accumulator,
+                    )
+                )
+            ]  # fmt: skip
+
+    assert states(engine) == states(ref_engine)
+    [row] = svc.list_behaviors()
+    assert row.tier == Tier.B  # the override's C, demoted by r6's gate failure
+    assert svc.rebuild().differences == []
+    assert svc.verify().ok
+    ref_engine.dispose()

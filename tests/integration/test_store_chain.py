@@ -194,3 +194,36 @@ def test_an_entry_inserted_in_the_middle_is_named(engine: Engine) -> None:
     assert not result.ok
     first = result.problems[0]
     assert (first.seq, first.behavior, first.kind) == (3, "poster", "decision")
+
+
+def test_the_day_close_reads_unfolded_entries_by_seq_range_not_by_kind(engine: Engine) -> None:
+    """The day close must cost that day's entries whatever the history: its read is a range of
+    the primary key, never a walk of the (kind, at) index over every run report ever made."""
+    from cleanday import store
+
+    _fill(engine, 30)
+    with engine.connect() as conn:
+        sql = store.pending_sql(conn)
+        params = {"seq": 10, "upto": 20}
+        if is_sqlite(engine):
+            plan = " | ".join(
+                str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
+            )
+            assert "(seq>? AND seq<?)" in plan, plan
+        else:
+            plan = " | ".join(str(r[0]) for r in conn.exec_driver_sql("EXPLAIN " + sql, params))
+        assert "kind_at" not in plan, plan
+
+
+def test_state_rows_leave_room_on_their_pages_for_hot_updates_on_postgresql(
+    engine: Engine,
+) -> None:
+    """Every run report rewrites a state row: on PostgreSQL the table keeps free space on each
+    page (0005), so that the new version stays on its page and the dead one is pruned."""
+    if is_sqlite(engine):
+        pytest.skip("SQLite updates rows in place")
+    with engine.connect() as conn:
+        options = conn.exec_driver_sql(
+            "SELECT reloptions FROM pg_class WHERE relname = 'behavior_states'"
+        ).scalar_one()
+    assert "fillfactor=40" in (options or [])
