@@ -169,7 +169,7 @@ async def _timed(label: str, n: int, start: Any, pids: dict[str, int | str]) -> 
     return rate
 
 
-async def bench(n: int, rounds: int, data: Path) -> tuple[float, float]:
+async def bench(n: int, rounds: int, data: Path, only: str | None = None) -> tuple[float, float]:
     from bare_call import BareCall  # type: ignore[import-not-found]
     from cleanday.db import make_engine, migrate
 
@@ -238,10 +238,14 @@ async def bench(n: int, rounds: int, data: Path) -> tuple[float, float]:
                     for r in range(rounds):
                         go_bare = functools.partial(start_bare, r)
                         go_governed = functools.partial(start_governed, r)
-                        bare_times.append(n / await _timed("bare", n, go_bare, pids))
-                        governed_times.append(n / await _timed("governed", n, go_governed, pids))
-                    bare_rate = n * rounds / sum(bare_times)
-                    governed_rate = n * rounds / sum(governed_times)
+                        if only != "governed":
+                            bare_times.append(n / await _timed("bare", n, go_bare, pids))
+                        if only != "bare":
+                            governed_times.append(
+                                n / await _timed("governed", n, go_governed, pids)
+                            )
+                    bare_rate = n * rounds / (sum(bare_times) or float("inf"))
+                    governed_rate = n * rounds / (sum(governed_times) or float("inf"))
         finally:
             service.stop()
             await env.shutdown()
@@ -253,12 +257,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="30 runs instead of 200")
     parser.add_argument("-n", type=int, default=None, help="runs per side and round")
     parser.add_argument("--rounds", type=int, default=2, help="bare/governed rounds, alternated")
+    parser.add_argument(
+        "--only",
+        choices=("bare", "governed"),
+        help="run one side only (to profile it, e.g. under py-spy); no ratio is printed",
+    )
     args = parser.parse_args()
     n = args.n or (30 if args.quick else 200)
     # the step's module and the bare workflow's, importable by name for the worker
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     with tempfile.TemporaryDirectory(prefix="cleanday-bench-") as tmp:
-        bare_rate, governed_rate = asyncio.run(bench(n, args.rounds, Path(tmp)))
+        bare_rate, governed_rate = asyncio.run(bench(n, args.rounds, Path(tmp), args.only))
+    if args.only:
+        return
     ratio = bare_rate / governed_rate
     print(f"overall   bare {bare_rate:.1f} runs/s, governed {governed_rate:.1f} runs/s")
     verdict = "within" if ratio <= 1.5 else "above"
