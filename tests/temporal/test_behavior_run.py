@@ -54,6 +54,7 @@ async def test_demotion_during_a_c_run_blocks_its_act(stack: Stack) -> None:
     hold = stack.holds["notes"] = asyncio.Event()
     slow = await stack.start("notes", {"topic": "slow"})
     await stack.wait_for_phase(slow, "running step")
+    await stack.wait_held("notes")  # its step is in its model call, past reading the binding
     # another run of the same behavior fails a gate while the first is still in its step
     stack.holds.pop("notes")
     leaked = await (await stack.start("notes", {"leak": True})).result()
