@@ -2,10 +2,11 @@
 
 Both make the same model call (through the router to the local provider) on the same Temporal
 dev server, in the same process, alternating (bare, governed, bare, governed, ...):
-- bare: a workflow whose only activity makes the call;
-- governed: the BehaviorRun workflow at tier C — load binding, run the step (the call), gates and
-  anomaly detectors, the ledger's act permit, the act through the file sink, the run report —
-  against the ledger service over loopback HTTP (SQLite).
+- bare: a workflow whose only activity makes the call, on a worker with Temporal's defaults;
+- governed: the BehaviorRun workflow at tier C on the worker `cleanday worker` runs
+  (runtime.worker.create_worker) — the binding, the step (the call), gates and anomaly
+  detectors, the ledger's act permit, the act through the file sink, the run report — against
+  the ledger service over loopback HTTP (SQLite).
 N runs are started at once and the clock stops when the last one finishes. Each side's rate is
 over all its rounds; CPU ms per run is printed for the worker (this process, with the local
 provider), the ledger service and the Temporal dev server, which share the machine's cores.
@@ -36,16 +37,16 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
-from workflows.behavior_run import BehaviorRun
 
 from cleanday.config import Settings
 from cleanday.domain import Tier
 from cleanday.ledger_client import LedgerClient
 from cleanday.localprovider import local_provider_in_thread
 from cleanday.router import Router
-from cleanday.runtime.activities import RuntimeActivities, RuntimeDeps
+from cleanday.runtime.activities import RuntimeDeps
 from cleanday.runtime.model import BoundModel, router_models
 from cleanday.runtime.starter import start_run
+from cleanday.runtime.worker import create_worker
 from cleanday.sinks import FileSink
 from cleanday.steps import Action, StepContext, StepResult
 from cleanday.workorder import WorkOrder
@@ -206,23 +207,27 @@ async def bench(n: int, rounds: int, data: Path, only: str | None = None) -> tup
                     data_dir=data,
                 )
                 bare = BareActivities(router)
-                worker = Worker(
+                # the governed side's worker is the one `cleanday worker` runs; the bare side's
+                # is Temporal's defaults; both in this process, on the same dev server
+                governed_worker = create_worker(client, deps, queue, max_concurrent_activities=200)
+                bare_queue = f"{queue}-bare"
+                bare_worker = Worker(
                     client,
-                    task_queue=queue,
-                    workflows=[BehaviorRun, BareCall],
-                    activities=[*RuntimeActivities(deps).all(), bare.call],
+                    task_queue=bare_queue,
+                    workflows=[BareCall],
+                    activities=[bare.call],
                     max_concurrent_activities=200,
                 )
-                async with worker:
+                async with governed_worker, bare_worker:
                     # warm up both paths (imports, connections, the provider's spec validator)
                     await (await start_run(client, BEHAVIOR, queue)).result()
                     await client.execute_workflow(
-                        BareCall.run, id=f"bare-warm-{queue}", task_queue=queue
+                        BareCall.run, id=f"bare-warm-{queue}", task_queue=bare_queue
                     )
 
                     async def start_bare(r: int, i: int) -> Any:
                         return await client.start_workflow(
-                            BareCall.run, id=f"bare-{queue}-{r}-{i}", task_queue=queue
+                            BareCall.run, id=f"bare-{queue}-{r}-{i}", task_queue=bare_queue
                         )
 
                     async def start_governed(r: int, i: int) -> Any:

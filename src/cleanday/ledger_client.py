@@ -30,7 +30,13 @@ class LedgerClient:
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=headers, transport=transport, timeout=timeout
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            transport=transport,
+            timeout=timeout,
+            # a worker has up to one request per activity in flight; keeping every connection
+            # alive spares each of them a new TCP connection (and the service its accept)
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
         )
 
     async def __aenter__(self) -> LedgerClient:

@@ -187,6 +187,7 @@ async def running_stack(
             sink=FileSink(data_dir),
             data_dir=data_dir,
         )
-        worker: Worker = create_worker(client, deps, stack.task_queue)
+        # sandboxed here: the sandbox's restrictions check the workflow's determinism
+        worker: Worker = create_worker(client, deps, stack.task_queue, sandboxed=True)
         async with worker:
             yield stack

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from workflows.behavior_run import BehaviorRun
 
 from cleanday.domain import Tier
+from cleanday.ledger_client import LedgerUnavailable
 from cleanday.runtime import relay
+from cleanday.runtime.activities import STEP_TIMEOUT_SECONDS
 from cleanday.runtime.operator import approve_batch, reject_batch, release_item
 from tests.temporal.harness import Stack, work_order
 
@@ -138,3 +143,59 @@ async def test_sign_offs_through_the_ledger_api_wake_the_waiting_runs(
     await stack.wait_for(staged, "release")
     await stack.ledger.release("notes", staged.id)
     assert (await staged.result()).acted
+
+
+async def test_a_c_run_whose_report_fails_after_acting_is_reported_once_by_the_workflow(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await stack.register(work_order("notes"), tier=Tier.C)
+    report_run, calls = stack.ledger.report_run, []
+
+    async def failing_once(report: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        calls.append(report["outcome"])
+        if len(calls) == 1:
+            raise LedgerUnavailable("the ledger went away after the act")
+        return await report_run(report)
+
+    # the worker's activities share this client: act_and_report's report fails once
+    monkeypatch.setattr(stack.ledger, "report_run", failing_once)
+    handle = await stack.start("notes")
+    state = await handle.result()
+    assert state.outcome == "succeeded" and state.acted
+    assert calls == ["succeeded", "succeeded"]  # act_and_report's, then report_outcome's
+    assert stack.sink_files("notes") == [f"{handle.id}.txt"]
+    history = await stack.ledger.history("notes")
+    assert [e["key"] for e in history if e["kind"] == "run_reported"] == [f"run:{handle.id}"]
+
+
+async def test_a_step_past_its_timeout_class_fails_the_failure_gate(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(STEP_TIMEOUT_SECONDS, "fast", 0.2)
+    await stack.register(work_order("notes"), tier=Tier.C)
+    stack.holds["notes"] = asyncio.Event()  # never set: every attempt's model call waits
+    state = await (await stack.start("notes")).result()
+    assert state.outcome == "failed" and not state.acted and state.tier == "C"
+    failure = next(g for g in state.gates if g.name == "failure")
+    assert not failure.passed and "timed out" in failure.reason and "0.2 s" in failure.reason
+    assert stack.sink_files("notes") == []
+
+
+async def test_a_paused_behavior_skips_its_run_without_a_step(stack: Stack) -> None:
+    await stack.register(work_order("notes"), tier=Tier.C)
+    await stack.ledger.set_status("notes", "pause")
+    hold = stack.holds["notes"] = asyncio.Event()  # a step that ran would set `held`
+    state = await (await stack.start("notes")).result()
+    assert state.outcome == "skipped" and not state.acted
+    assert not stack.held.get("notes", asyncio.Event()).is_set() and not hold.is_set()
+    assert stack.sink_files("notes") == []
+
+
+async def test_a_finished_run_replays_deterministically(stack: Stack) -> None:
+    await stack.register(work_order("notes"), tier=Tier.C)
+    handle = await stack.start("notes")
+    await handle.result()
+    history = await handle.fetch_history()
+    # as the `cleanday worker` runs it (unsandboxed) and as the tests run it (sandboxed)
+    for runner in (UnsandboxedWorkflowRunner(), SandboxedWorkflowRunner()):
+        await Replayer(workflows=[BehaviorRun], workflow_runner=runner).replay_workflow(history)
