@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
@@ -21,6 +22,8 @@ from cleanday.runtime.operator import approve_batch, reject_batch, release_item
 from tests.temporal.harness import Stack, work_order
 
 pytestmark = pytest.mark.temporal
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
 
 
 async def test_c_run_acts_with_a_permit_and_reports_succeeded(stack: Stack) -> None:
@@ -197,5 +200,16 @@ async def test_a_finished_run_replays_deterministically(stack: Stack) -> None:
     await handle.result()
     history = await handle.fetch_history()
     # as the `cleanday worker` runs it (unsandboxed) and as the tests run it (sandboxed)
+    for runner in (UnsandboxedWorkflowRunner(), SandboxedWorkflowRunner()):
+        await Replayer(workflows=[BehaviorRun], workflow_runner=runner).replay_workflow(history)
+
+
+@pytest.mark.parametrize("name", ["c_succeeded", "c_blocked"])
+async def test_runs_begun_before_the_fused_sequence_replay_their_own(name: str) -> None:
+    # recorded with the workflow as it was before run_bound_step and act_and_report
+    # (load_binding, run_step, act, report_outcome): a worker restarted on this code mid-run
+    # must replay them without nondeterminism
+    text = (HISTORIES / f"behavior_run_v1_{name}.json").read_text()
+    history = WorkflowHistory.from_json(f"v1-{name}", text)
     for runner in (UnsandboxedWorkflowRunner(), SandboxedWorkflowRunner()):
         await Replayer(workflows=[BehaviorRun], workflow_runner=runner).replay_workflow(history)
