@@ -118,6 +118,13 @@ class LedgerClient:
         self._raise_for(response, f"report run {report.get('run_id')}")
         return response.status_code == 201, dict(response.json())
 
+    async def report_runs(self, reports: list[dict[str, Any]]) -> list[tuple[bool, dict[str, Any]]]:
+        """Report runs in one request (`POST /api/v1/runs/batch`, all or nothing): for each,
+        in order, (first_time, result) as report_run gives for it."""
+        response = await self._request("POST", "/api/v1/runs/batch", json=reports)
+        self._raise_for(response, f"report {len(reports)} runs")
+        return [(bool(r["recorded"]), dict(r)) for r in response.json()["results"]]
+
     async def request_permit(
         self, behavior: str, run_id: str, item_id: str | None = None
     ) -> dict[str, Any]:

@@ -154,18 +154,22 @@ async def test_a_c_run_whose_report_fails_after_acting_is_reported_once_by_the_w
     await stack.register(work_order("notes"), tier=Tier.C)
     report_run, calls = stack.ledger.report_run, []
 
-    async def failing_once(report: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-        calls.append(report["outcome"])
-        if len(calls) == 1:
-            raise LedgerUnavailable("the ledger went away after the act")
+    async def batch_fails(reports: list[dict[str, Any]]) -> Any:
+        calls.extend(("batch", r["outcome"]) for r in reports)
+        raise LedgerUnavailable("the ledger went away after the act")
+
+    async def single(report: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        calls.append(("single", report["outcome"]))
         return await report_run(report)
 
-    # the worker's activities share this client: act_and_report's report fails once
-    monkeypatch.setattr(stack.ledger, "report_run", failing_once)
+    # the worker's activities share this client: act_and_report's (batched) report fails
+    monkeypatch.setattr(stack.ledger, "report_runs", batch_fails)
+    monkeypatch.setattr(stack.ledger, "report_run", single)
     handle = await stack.start("notes")
     state = await handle.result()
     assert state.outcome == "succeeded" and state.acted
-    assert calls == ["succeeded", "succeeded"]  # act_and_report's, then report_outcome's
+    # act_and_report's, then the workflow's report_outcome
+    assert calls == [("batch", "succeeded"), ("single", "succeeded")]
     assert stack.sink_files("notes") == [f"{handle.id}.txt"]
     history = await stack.ledger.history("notes")
     assert [e["key"] for e in history if e["kind"] == "run_reported"] == [f"run:{handle.id}"]

@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 from cleanday.domain import Tier
 from cleanday.errors import CleandayError, GateFailure, PermitDenied, RoutingError
-from cleanday.ledger_client import LedgerClient
+from cleanday.ledger_client import LedgerClient, LedgerUnavailable
 from cleanday.router.types import Attempt, Completion
 from cleanday.runtime.types import (
     BLOCKED,
@@ -103,6 +103,52 @@ class SharedReads:
             del self._readers[key]
 
 
+class CoalescedReports:
+    """Run reports sent together: while one batch request is in flight, the reports that
+    arrive wait and go in the next one (`POST /api/v1/runs/batch`), so N runs finishing
+    together cost the ledger a few requests instead of N. A lone report goes at once.
+
+    Each caller gets its own report's result. The batch is all or nothing: when it fails, every
+    caller in it gets the error (and reports on its own, idempotent by run ID).
+    """
+
+    def __init__(self, ledger: LedgerClient, max_batch: int = 100) -> None:
+        self._ledger = ledger
+        self._max = max_batch
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[tuple[bool, dict[str, Any]]]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def report(self, report: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        answer: asyncio.Future[tuple[bool, dict[str, Any]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._queue.append((report, answer))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send())
+        # shielded: one caller's cancelled activity must not cancel the batch of the others
+        return await asyncio.shield(answer)
+
+    async def _send(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+                try:
+                    results = await self._ledger.report_runs([r for r, _ in batch])
+                    if len(results) != len(batch):
+                        raise LedgerUnavailable(
+                            f"the ledger answered {len(results)} results for {len(batch)} reports"
+                        )
+                except Exception as exc:  # every caller of this batch sees it
+                    for _, answer in batch:
+                        answer.set_exception(exc)
+                        answer.exception()  # retrieved: no warning if its caller is gone
+                    continue
+                for (_, answer), result in zip(batch, results, strict=True):
+                    answer.set_result(result)
+        finally:
+            self._sender = None
+
+
 class RuntimeActivities:
     """Class-based activities so the worker injects the ledger client, router and sink."""
 
@@ -110,6 +156,7 @@ class RuntimeActivities:
         self.deps = deps
         self._medians: dict[str, tuple[float, dict[str, Any]]] = {}
         self._states = SharedReads(deps.ledger.behavior)
+        self._reports = CoalescedReports(deps.ledger)
 
     async def _trailing_medians(self, behavior: str) -> dict[str, Any]:
         # 14-day medians barely move within a minute; asking once a minute per behavior
@@ -274,7 +321,7 @@ class RuntimeActivities:
         result = await self.act(request.act)
         report = {**request.report, "outcome": SUCCEEDED if result.acted else BLOCKED}
         try:
-            await self.deps.ledger.report_run(report)
+            await self._reports.report(report)
         except Exception:  # reported by the workflow's report_outcome, which retries
             log.warning("run %s: report after acting failed", request.act.run_id, exc_info=True)
         else:
