@@ -1,14 +1,18 @@
-"""CoalescedReports: run reports finishing together go to the ledger in batches."""
+"""CoalescedReports: run reports finishing together go to the ledger in batches; act_and_report
+reports through them."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from cleanday.ledger_client import LedgerClient, LedgerUnavailable
-from cleanday.runtime.activities import CoalescedReports
+from cleanday.runtime.activities import CoalescedReports, RuntimeActivities, RuntimeDeps
+from cleanday.runtime.types import ActAndReport, ActRequest
 
 
 class _Ledger:
@@ -85,3 +89,58 @@ async def test_a_cancelled_caller_does_not_cancel_the_batch_others_wait_for() ->
     ledger.gate.set()
     assert (await kept)[0] is True
     assert ledger.recorded == {"gone", "kept"}  # the cancelled caller's report still went
+
+
+class _PermittingLedger(_Ledger):
+    async def behavior(self, name: str) -> dict[str, Any]:
+        return {"state": {"tier": "C", "status": "active"}}
+
+    async def request_permit(
+        self, behavior: str, run_id: str, item_id: str | None = None
+    ) -> dict[str, Any]:
+        return {"granted": True}
+
+
+class _Sink:
+    def act(self, behavior: str, action: Any) -> str:
+        return f"{behavior}/{action.target}"
+
+
+def _activities(ledger: _Ledger, tmp_path: Path) -> RuntimeActivities:
+    deps = RuntimeDeps(
+        ledger=cast(LedgerClient, ledger),
+        work_orders={},
+        model_for=lambda *_: cast(Any, None),
+        sink=_Sink(),
+        data_dir=tmp_path,
+    )
+    return RuntimeActivities(deps)
+
+
+@pytest.mark.parametrize("workflow_ahead", [False, True])
+async def test_act_and_report_reports_finished_now_unless_the_workflow_time_is_later(
+    tmp_path: Path, workflow_ahead: bool
+) -> None:
+    ledger = _PermittingLedger()
+    ledger.gate.set()
+    before = datetime.now(UTC)
+    workflow_now = before + timedelta(hours=6 if workflow_ahead else -1)
+    act = ActRequest("notes", "run-1", None, [{"kind": "write", "target": "a.txt", "payload": {}}])
+    report = {"run_id": "run-1", "finished_at": workflow_now.isoformat(), "outcome": None}
+    sent: list[dict[str, Any]] = []
+    report_runs = ledger.report_runs
+
+    async def capture(reports: list[dict[str, Any]]) -> list[tuple[bool, dict[str, Any]]]:
+        sent.extend(reports)
+        return await report_runs(reports)
+
+    ledger.report_runs = capture  # type: ignore[method-assign]
+    result = await _activities(ledger, tmp_path).act_and_report(ActAndReport(act, report))
+    assert result.acted and result.reported and result.done == ["notes/a.txt"]
+    [body] = sent
+    assert body["outcome"] == "succeeded"
+    finished = datetime.fromisoformat(body["finished_at"])
+    if workflow_ahead:
+        assert finished == workflow_now
+    else:
+        assert before <= finished <= datetime.now(UTC)
