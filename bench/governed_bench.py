@@ -2,10 +2,11 @@
 
 Both make the same model call (through the router to the local provider) on the same Temporal
 dev server, in the same process, alternating (bare, governed, bare, governed, ...):
-- bare: a workflow whose only activity makes the call;
-- governed: the BehaviorRun workflow at tier C — load binding, run the step (the call), gates and
-  anomaly detectors, the ledger's act permit, the act through the file sink, the run report —
-  against the ledger service over loopback HTTP (SQLite).
+- bare: a workflow whose only activity makes the call, on a worker with Temporal's defaults;
+- governed: the BehaviorRun workflow at tier C on the worker `cleanday worker` runs
+  (runtime.worker.create_worker) — the binding, the step (the call), gates and anomaly
+  detectors, the ledger's act permit, the act through the file sink, the run report — against
+  the ledger service over loopback HTTP (SQLite).
 N runs are started at once and the clock stops when the last one finishes. Each side's rate is
 over all its rounds; CPU ms per run is printed for the worker (this process, with the local
 provider), the ledger service and the Temporal dev server, which share the machine's cores.
@@ -36,16 +37,16 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
-from workflows.behavior_run import BehaviorRun
 
 from cleanday.config import Settings
 from cleanday.domain import Tier
 from cleanday.ledger_client import LedgerClient
 from cleanday.localprovider import local_provider_in_thread
 from cleanday.router import Router
-from cleanday.runtime.activities import RuntimeActivities, RuntimeDeps
+from cleanday.runtime.activities import RuntimeDeps
 from cleanday.runtime.model import BoundModel, router_models
 from cleanday.runtime.starter import start_run
+from cleanday.runtime.worker import create_worker
 from cleanday.sinks import FileSink
 from cleanday.steps import Action, StepContext, StepResult
 from cleanday.workorder import WorkOrder
@@ -169,7 +170,7 @@ async def _timed(label: str, n: int, start: Any, pids: dict[str, int | str]) -> 
     return rate
 
 
-async def bench(n: int, rounds: int, data: Path) -> tuple[float, float]:
+async def bench(n: int, rounds: int, data: Path, only: str | None = None) -> tuple[float, float]:
     from bare_call import BareCall  # type: ignore[import-not-found]
     from cleanday.db import make_engine, migrate
 
@@ -206,23 +207,27 @@ async def bench(n: int, rounds: int, data: Path) -> tuple[float, float]:
                     data_dir=data,
                 )
                 bare = BareActivities(router)
-                worker = Worker(
+                # the governed side's worker is the one `cleanday worker` runs; the bare side's
+                # is Temporal's defaults; both in this process, on the same dev server
+                governed_worker = create_worker(client, deps, queue, max_concurrent_activities=200)
+                bare_queue = f"{queue}-bare"
+                bare_worker = Worker(
                     client,
-                    task_queue=queue,
-                    workflows=[BehaviorRun, BareCall],
-                    activities=[*RuntimeActivities(deps).all(), bare.call],
+                    task_queue=bare_queue,
+                    workflows=[BareCall],
+                    activities=[bare.call],
                     max_concurrent_activities=200,
                 )
-                async with worker:
+                async with governed_worker, bare_worker:
                     # warm up both paths (imports, connections, the provider's spec validator)
                     await (await start_run(client, BEHAVIOR, queue)).result()
                     await client.execute_workflow(
-                        BareCall.run, id=f"bare-warm-{queue}", task_queue=queue
+                        BareCall.run, id=f"bare-warm-{queue}", task_queue=bare_queue
                     )
 
                     async def start_bare(r: int, i: int) -> Any:
                         return await client.start_workflow(
-                            BareCall.run, id=f"bare-{queue}-{r}-{i}", task_queue=queue
+                            BareCall.run, id=f"bare-{queue}-{r}-{i}", task_queue=bare_queue
                         )
 
                     async def start_governed(r: int, i: int) -> Any:
@@ -238,10 +243,14 @@ async def bench(n: int, rounds: int, data: Path) -> tuple[float, float]:
                     for r in range(rounds):
                         go_bare = functools.partial(start_bare, r)
                         go_governed = functools.partial(start_governed, r)
-                        bare_times.append(n / await _timed("bare", n, go_bare, pids))
-                        governed_times.append(n / await _timed("governed", n, go_governed, pids))
-                    bare_rate = n * rounds / sum(bare_times)
-                    governed_rate = n * rounds / sum(governed_times)
+                        if only != "governed":
+                            bare_times.append(n / await _timed("bare", n, go_bare, pids))
+                        if only != "bare":
+                            governed_times.append(
+                                n / await _timed("governed", n, go_governed, pids)
+                            )
+                    bare_rate = n * rounds / (sum(bare_times) or float("inf"))
+                    governed_rate = n * rounds / (sum(governed_times) or float("inf"))
         finally:
             service.stop()
             await env.shutdown()
@@ -253,12 +262,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="30 runs instead of 200")
     parser.add_argument("-n", type=int, default=None, help="runs per side and round")
     parser.add_argument("--rounds", type=int, default=2, help="bare/governed rounds, alternated")
+    parser.add_argument(
+        "--only",
+        choices=("bare", "governed"),
+        help="run one side only (to profile it, e.g. under py-spy); no ratio is printed",
+    )
     args = parser.parse_args()
     n = args.n or (30 if args.quick else 200)
     # the step's module and the bare workflow's, importable by name for the worker
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     with tempfile.TemporaryDirectory(prefix="cleanday-bench-") as tmp:
-        bare_rate, governed_rate = asyncio.run(bench(n, args.rounds, Path(tmp)))
+        bare_rate, governed_rate = asyncio.run(bench(n, args.rounds, Path(tmp), args.only))
+    if args.only:
+        return
     ratio = bare_rate / governed_rate
     print(f"overall   bare {bare_rate:.1f} runs/s, governed {governed_rate:.1f} runs/s")
     verdict = "within" if ratio <= 1.5 else "above"

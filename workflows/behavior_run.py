@@ -6,11 +6,15 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from cleanday.runtime.activities import RuntimeActivities
+    from cleanday.runtime.activities import (
+        STEP_CEILING_SECONDS,
+        STEP_TIMED_OUT,
+        RuntimeActivities,
+    )
     from cleanday.runtime.types import (
         BLOCKED,
         EXPIRED,
@@ -18,8 +22,11 @@ with workflow.unsafe.imports_passed_through():
         PROPOSED,
         STAGED,
         SUCCEEDED,
+        ActAndReport,
         ActRequest,
         Binding,
+        BoundChecked,
+        BoundStepRequest,
         Checked,
         GateRequest,
         RunRequest,
@@ -41,6 +48,10 @@ _STEP_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds
 _POLL_SIGN_OFF = "poll-sign-off"
 _POLL_FIRST = timedelta(minutes=1)
 _POLL_MAX = timedelta(minutes=15)
+# Runs started since this patch read their binding in the step's activity (run_bound_step)
+# and, at C and Wings, act and report in one local activity (act_and_report). Runs whose
+# history began before it replay the earlier sequence: load_binding, run_step, act, report.
+_FUSED = "bound-step-and-act-report"
 
 
 @workflow.defn(name="BehaviorRun")
@@ -54,17 +65,22 @@ class BehaviorRun:
         s, run_id = self._state, workflow.info().workflow_id
         s.behavior, started = request.behavior, workflow.now()
 
-        s.phase = "loading binding"
-        binding: Binding = await workflow.execute_local_activity_method(
-            RuntimeActivities.load_binding, request.behavior, start_to_close_timeout=_LEDGER
-        )
-        s.tier = binding.tier
-        if binding.status != "active":
-            s.phase, s.outcome = "done", "skipped"
-            return s
-
-        s.phase = "running step"  # and then every gate on its output, in the same activity
-        step, verdict = await self._run_step(binding, run_id, request)
+        fused = workflow.patched(_FUSED)
+        if fused:
+            s.phase = "running step"  # the binding, the step, every gate: one activity
+            bound = await self._run_bound_step(run_id, request)
+            if bound is None:
+                s.phase, s.outcome = "done", "skipped"
+                return s
+            binding, step, verdict = bound
+        else:
+            s.phase = "loading binding"
+            binding = await self._load_binding(request.behavior)
+            if binding.status != "active":
+                s.phase, s.outcome = "done", "skipped"
+                return s
+            s.phase = "running step"  # and then every gate on its output, in the same activity
+            step, verdict = await self._run_step(binding, run_id, request)
         s.summary = step.summary
         s.gates, s.anomalies, s.output = verdict.gates, verdict.anomalies, verdict.output
         step.actions = verdict.actions  # act on what the gates let through (redacted if need be)
@@ -85,7 +101,9 @@ class BehaviorRun:
                 await self._act(binding, run_id, step, item_id=run_id)
             else:
                 s.outcome = EXPIRED  # no penalty: the ledger already has this run as staged
-        else:  # C and Wings: the permit is asked at the moment of acting
+        elif fused:  # C and Wings: the permit is asked at the moment of acting
+            await self._act_and_report(binding, run_id, started, step)
+        else:
             await self._act(binding, run_id, step, item_id=None)
             await self._report(binding, run_id, started, step, SUCCEEDED if s.acted else BLOCKED)
         s.phase, s.waiting_for = "done", None
@@ -144,6 +162,37 @@ class BehaviorRun:
                 return False
             every = min(every * 2, _POLL_MAX)
 
+    async def _load_binding(self, behavior: str) -> Binding:
+        binding: Binding = await workflow.execute_local_activity_method(
+            RuntimeActivities.load_binding, behavior, start_to_close_timeout=_LEDGER
+        )
+        self._state.tier = binding.tier
+        return binding
+
+    async def _run_bound_step(
+        self, run_id: str, request: RunRequest
+    ) -> tuple[Binding, StepOutput, Verdict] | None:
+        """The binding, the step and its verdict; None when the behavior is not active."""
+        try:
+            bound: BoundChecked = await workflow.execute_activity_method(
+                RuntimeActivities.run_bound_step,
+                BoundStepRequest(request.behavior, run_id, request.input, workflow.now()),
+                # the activity holds the step to its timeout class; this is the ceiling
+                start_to_close_timeout=timedelta(seconds=STEP_CEILING_SECONDS),
+                heartbeat_timeout=_STEP_HEARTBEAT,
+                retry_policy=_STEP_RETRY,
+            )
+        except ActivityError as err:
+            # the step failed after its retry policy, or ran past its timeout class: the
+            # binding as of now names the run's tier and the failure's timeout class
+            binding = await self._load_binding(request.behavior)
+            step, verdict = await self._judge_failure(binding, run_id, err)
+            return binding, step, verdict
+        self._state.tier = bound.binding.tier
+        if bound.checked is None:
+            return None
+        return bound.binding, bound.checked.step, bound.checked.verdict
+
     async def _run_step(
         self, binding: Binding, run_id: str, request: RunRequest
     ) -> tuple[StepOutput, Verdict]:
@@ -157,12 +206,20 @@ class BehaviorRun:
             )
             return checked.step, checked.verdict
         except ActivityError as err:
-            # the step failed after its retry policy, or ran past its timeout class
-            if isinstance(err.cause, ActivityTimeout):
-                context = {"timed_out": True, "error": "timed out", "attempts": 1}
-                context["timeout_s"] = binding.step_timeout_seconds
-            else:
-                context = {"error": str(err.cause), "attempts": _STEP_RETRY.maximum_attempts}
+            return await self._judge_failure(binding, run_id, err)
+
+    async def _judge_failure(
+        self, binding: Binding, run_id: str, err: ActivityError
+    ) -> tuple[StepOutput, Verdict]:
+        # the step failed after its retry policy, or ran past its timeout class
+        cause = err.cause
+        if isinstance(cause, ActivityTimeout) or (
+            isinstance(cause, ApplicationError) and cause.type == STEP_TIMED_OUT
+        ):
+            context = {"timed_out": True, "error": "timed out", "attempts": 1}
+            context["timeout_s"] = binding.step_timeout_seconds
+        else:
+            context = {"error": str(cause), "attempts": _STEP_RETRY.maximum_attempts}
         # no verdict came back with the step: the gates judge its failure here
         self._state.phase = "checking gates"
         step = StepOutput(summary=f"step failed: {context['error']}", context=context)
@@ -184,6 +241,23 @@ class BehaviorRun:
             start_to_close_timeout=_LEDGER,
         )
         s.acted, s.denied = result.acted, result.denied
+
+    async def _act_and_report(
+        self, binding: Binding, run_id: str, started: datetime, step: StepOutput
+    ) -> None:
+        s = self._state
+        s.phase, s.waiting_for = "acting", None
+        report = build_report(binding, run_id, started, workflow.now(), step, s)
+        result = await workflow.execute_local_activity_method(
+            RuntimeActivities.act_and_report,
+            ActAndReport(ActRequest(binding.behavior, run_id, None, step.actions), report),
+            start_to_close_timeout=_LEDGER,
+        )
+        s.acted, s.denied = result.acted, result.denied
+        if result.reported:
+            s.outcome = SUCCEEDED if s.acted else BLOCKED
+        else:  # the ledger did not take the report after the act: report until it does
+            await self._report(binding, run_id, started, step, SUCCEEDED if s.acted else BLOCKED)
 
     async def _report(
         self, binding: Binding, run_id: str, started: datetime, step: StepOutput, outcome: str

@@ -30,7 +30,13 @@ class LedgerClient:
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), headers=headers, transport=transport, timeout=timeout
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            transport=transport,
+            timeout=timeout,
+            # a worker has up to one request per activity in flight; keeping every connection
+            # alive spares each of them a new TCP connection (and the service its accept)
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
         )
 
     async def __aenter__(self) -> LedgerClient:
@@ -111,6 +117,13 @@ class LedgerClient:
         response = await self._request("POST", "/api/v1/runs", json=report)
         self._raise_for(response, f"report run {report.get('run_id')}")
         return response.status_code == 201, dict(response.json())
+
+    async def report_runs(self, reports: list[dict[str, Any]]) -> list[tuple[bool, dict[str, Any]]]:
+        """Report runs in one request (`POST /api/v1/runs/batch`, all or nothing): for each,
+        in order, (first_time, result) as report_run gives for it."""
+        response = await self._request("POST", "/api/v1/runs/batch", json=reports)
+        self._raise_for(response, f"report {len(reports)} runs")
+        return [(bool(r["recorded"]), dict(r)) for r in response.json()["results"]]
 
     async def request_permit(
         self, behavior: str, run_id: str, item_id: str | None = None

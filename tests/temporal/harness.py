@@ -68,10 +68,12 @@ class HeldModel:
 
     inner: ModelCaller
     hold: asyncio.Event
+    held: asyncio.Event  # set once a call is waiting on `hold`
 
     async def complete(
         self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None = None
     ) -> Completion:
+        self.held.set()
         await self.hold.wait()
         return await self.inner.complete(messages, response_format)
 
@@ -85,6 +87,7 @@ class Stack:
     task_queue: str
     work_orders: dict[str, WorkOrder] = field(default_factory=dict)
     holds: dict[str, asyncio.Event] = field(default_factory=dict)
+    held: dict[str, asyncio.Event] = field(default_factory=dict)
 
     async def register(self, raw: dict[str, Any], tier: Tier = Tier.A) -> WorkOrder:
         text = yaml.safe_dump(raw, sort_keys=False)
@@ -131,7 +134,13 @@ class Stack:
     def model_for(self, wo: WorkOrder, tier: Tier, run_id: str) -> ModelCaller:
         model: ModelCaller = BoundModel(self.router, wo.name, tier, run_id)
         hold = self.holds.get(wo.name)
-        return HeldModel(model, hold) if hold is not None else model
+        if hold is None:
+            return model
+        return HeldModel(model, hold, self.held.setdefault(wo.name, asyncio.Event()))
+
+    async def wait_held(self, behavior: str) -> None:
+        """Until a run of `behavior` has its model call waiting on its hold."""
+        await asyncio.wait_for(self.held.setdefault(behavior, asyncio.Event()).wait(), 20)
 
     def sink_files(self, behavior: str) -> list[str]:
         root = self.data_dir / "sinks" / behavior
@@ -178,6 +187,7 @@ async def running_stack(
             sink=FileSink(data_dir),
             data_dir=data_dir,
         )
-        worker: Worker = create_worker(client, deps, stack.task_queue)
+        # sandboxed here: the sandbox's restrictions check the workflow's determinism
+        worker: Worker = create_worker(client, deps, stack.task_queue, sandboxed=True)
         async with worker:
             yield stack

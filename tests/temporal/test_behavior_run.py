@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from workflows.behavior_run import BehaviorRun
 
 from cleanday.domain import Tier
+from cleanday.ledger_client import LedgerUnavailable
 from cleanday.runtime import relay
+from cleanday.runtime.activities import STEP_TIMEOUT_SECONDS
 from cleanday.runtime.operator import approve_batch, reject_batch, release_item
 from tests.temporal.harness import Stack, work_order
 
 pytestmark = pytest.mark.temporal
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
 
 
 async def test_c_run_acts_with_a_permit_and_reports_succeeded(stack: Stack) -> None:
@@ -55,6 +62,7 @@ async def test_demotion_during_a_c_run_blocks_its_act(stack: Stack) -> None:
     hold = stack.holds["notes"] = asyncio.Event()
     slow = await stack.start("notes", {"topic": "slow"})
     await stack.wait_for_phase(slow, "running step")
+    await stack.wait_held("notes")  # its step is in its model call, past reading the binding
     # another run of the same behavior fails a gate while the first is still in its step
     stack.holds.pop("notes")
     leaked = await (await stack.start("notes", {"leak": True})).result()
@@ -179,3 +187,74 @@ async def test_a_b_release_whose_wake_up_was_lost_is_found_before_expiry(stack: 
     state = await handle.result()
     assert state.acted and state.decision == "released"
     assert stack.sink_files("notes") == [f"{handle.id}.txt"]
+
+
+async def test_a_c_run_whose_report_fails_after_acting_is_reported_once_by_the_workflow(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await stack.register(work_order("notes"), tier=Tier.C)
+    report_run, calls = stack.ledger.report_run, []
+
+    async def batch_fails(reports: list[dict[str, Any]]) -> Any:
+        calls.extend(("batch", r["outcome"]) for r in reports)
+        raise LedgerUnavailable("the ledger went away after the act")
+
+    async def single(report: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        calls.append(("single", report["outcome"]))
+        return await report_run(report)
+
+    # the worker's activities share this client: act_and_report's (batched) report fails
+    monkeypatch.setattr(stack.ledger, "report_runs", batch_fails)
+    monkeypatch.setattr(stack.ledger, "report_run", single)
+    handle = await stack.start("notes")
+    state = await handle.result()
+    assert state.outcome == "succeeded" and state.acted
+    # act_and_report's, then the workflow's report_outcome
+    assert calls == [("batch", "succeeded"), ("single", "succeeded")]
+    assert stack.sink_files("notes") == [f"{handle.id}.txt"]
+    history = await stack.ledger.history("notes")
+    assert [e["key"] for e in history if e["kind"] == "run_reported"] == [f"run:{handle.id}"]
+
+
+async def test_a_step_past_its_timeout_class_fails_the_failure_gate(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(STEP_TIMEOUT_SECONDS, "fast", 0.2)
+    await stack.register(work_order("notes"), tier=Tier.C)
+    stack.holds["notes"] = asyncio.Event()  # never set: every attempt's model call waits
+    state = await (await stack.start("notes")).result()
+    assert state.outcome == "failed" and not state.acted and state.tier == "C"
+    failure = next(g for g in state.gates if g.name == "failure")
+    assert not failure.passed and "timed out" in failure.reason and "0.2 s" in failure.reason
+    assert stack.sink_files("notes") == []
+
+
+async def test_a_paused_behavior_skips_its_run_without_a_step(stack: Stack) -> None:
+    await stack.register(work_order("notes"), tier=Tier.C)
+    await stack.ledger.set_status("notes", "pause")
+    hold = stack.holds["notes"] = asyncio.Event()  # a step that ran would set `held`
+    state = await (await stack.start("notes")).result()
+    assert state.outcome == "skipped" and not state.acted
+    assert not stack.held.get("notes", asyncio.Event()).is_set() and not hold.is_set()
+    assert stack.sink_files("notes") == []
+
+
+async def test_a_finished_run_replays_deterministically(stack: Stack) -> None:
+    await stack.register(work_order("notes"), tier=Tier.C)
+    handle = await stack.start("notes")
+    await handle.result()
+    history = await handle.fetch_history()
+    # as the `cleanday worker` runs it (unsandboxed) and as the tests run it (sandboxed)
+    for runner in (UnsandboxedWorkflowRunner(), SandboxedWorkflowRunner()):
+        await Replayer(workflows=[BehaviorRun], workflow_runner=runner).replay_workflow(history)
+
+
+@pytest.mark.parametrize("name", ["c_succeeded", "c_blocked"])
+async def test_runs_begun_before_the_fused_sequence_replay_their_own(name: str) -> None:
+    # recorded with the workflow as it was before run_bound_step and act_and_report
+    # (load_binding, run_step, act, report_outcome): a worker restarted on this code mid-run
+    # must replay them without nondeterminism
+    text = (HISTORIES / f"behavior_run_v1_{name}.json").read_text()
+    history = WorkflowHistory.from_json(f"v1-{name}", text)
+    for runner in (UnsandboxedWorkflowRunner(), SandboxedWorkflowRunner()):
+        await Replayer(workflows=[BehaviorRun], workflow_runner=runner).replay_workflow(history)

@@ -5,24 +5,32 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from cleanday.domain import Tier
 from cleanday.errors import CleandayError, GateFailure, PermitDenied, RoutingError
-from cleanday.ledger_client import LedgerClient
+from cleanday.ledger_client import LedgerClient, LedgerUnavailable
 from cleanday.router.types import Attempt, Completion
 from cleanday.runtime.redaction import redacted, without_secrets
 from cleanday.runtime.types import (
+    BLOCKED,
+    SUCCEEDED,
+    ActAndReport,
     ActRequest,
     ActResult,
     AnomalyOutcome,
     Binding,
+    BoundChecked,
+    BoundStepRequest,
     Checked,
     GateOutcome,
     GateRequest,
@@ -33,8 +41,15 @@ from cleanday.runtime.types import (
 from cleanday.steps import Action, ModelCaller, StepContext, StepResult
 from cleanday.workorder import WorkOrder
 
+log = logging.getLogger("cleanday.worker")
+
 # What a step may take, by the preset's timeout class: a few model calls plus the step's own work.
 STEP_TIMEOUT_SECONDS = {"fast": 120.0, "reasoning": 600.0}
+# run_bound_step enforces its class's timeout itself (the workflow learns the class only from
+# the activity); Temporal's own start-to-close is this ceiling above every class.
+STEP_CEILING_SECONDS = max(STEP_TIMEOUT_SECONDS.values()) + 60.0
+# the ApplicationError type run_bound_step raises when its step ran past its timeout class
+STEP_TIMED_OUT = "StepTimedOut"
 
 MEDIANS_TTL_SECONDS = 60.0
 
@@ -90,6 +105,52 @@ class SharedReads:
             del self._readers[key]
 
 
+class CoalescedReports:
+    """Run reports sent together: while one batch request is in flight, the reports that
+    arrive wait and go in the next one (`POST /api/v1/runs/batch`), so N runs finishing
+    together cost the ledger a few requests instead of N. A lone report goes at once.
+
+    Each caller gets its own report's result. The batch is all or nothing: when it fails, every
+    caller in it gets the error (and reports on its own, idempotent by run ID).
+    """
+
+    def __init__(self, ledger: LedgerClient, max_batch: int = 100) -> None:
+        self._ledger = ledger
+        self._max = max_batch
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[tuple[bool, dict[str, Any]]]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def report(self, report: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        answer: asyncio.Future[tuple[bool, dict[str, Any]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._queue.append((report, answer))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send())
+        # shielded: one caller's cancelled activity must not cancel the batch of the others
+        return await asyncio.shield(answer)
+
+    async def _send(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+                try:
+                    results = await self._ledger.report_runs([r for r, _ in batch])
+                    if len(results) != len(batch):
+                        raise LedgerUnavailable(
+                            f"the ledger answered {len(results)} results for {len(batch)} reports"
+                        )
+                except Exception as exc:  # every caller of this batch sees it
+                    for _, answer in batch:
+                        answer.set_exception(exc)
+                        answer.exception()  # retrieved: no warning if its caller is gone
+                    continue
+                for (_, answer), result in zip(batch, results, strict=True):
+                    answer.set_result(result)
+        finally:
+            self._sender = None
+
+
 class RuntimeActivities:
     """Class-based activities so the worker injects the ledger client, router and sink."""
 
@@ -97,6 +158,7 @@ class RuntimeActivities:
         self.deps = deps
         self._medians: dict[str, tuple[float, dict[str, Any]]] = {}
         self._states = SharedReads(deps.ledger.behavior)
+        self._reports = CoalescedReports(deps.ledger)
 
     async def _trailing_medians(self, behavior: str) -> dict[str, Any]:
         # 14-day medians barely move within a minute; asking once a minute per behavior
@@ -120,6 +182,9 @@ class RuntimeActivities:
     @activity.defn(name="load_binding")
     async def load_binding(self, behavior: str) -> Binding:
         """The behavior's tier, status and bound preset version and key, as of now."""
+        return await self._binding(behavior)
+
+    async def _binding(self, behavior: str) -> Binding:
         wo = self._work_order(behavior)
         body = await self._states.get(behavior)
         state = body.get("state", body)
@@ -142,27 +207,61 @@ class RuntimeActivities:
         made rather than shipped back to the worker in a second activity; a refusal becomes a
         gate context the gates judge the same way.
         """
+        return await self._checked_step(request.binding, request.run_id, request.input, request.now)
+
+    @activity.defn(name="run_bound_step")
+    async def run_bound_step(self, request: BoundStepRequest) -> BoundChecked:
+        """Read the behavior's binding as of now and, when it is active, run its step and every
+        gate on what it produced (run_step), within the binding's timeout class.
+
+        One activity instead of load_binding then run_step: the binding is read at the step,
+        which is when run_step's reading of it mattered. A step past its timeout class raises
+        a retryable ApplicationError of type STEP_TIMED_OUT (details: the class's seconds).
+        """
+        binding = await self._binding(request.behavior)
+        if binding.status != "active":
+            return BoundChecked(binding)
+        deadline = asyncio.timeout(binding.step_timeout_seconds)
+        try:
+            async with deadline:
+                checked = await self._checked_step(
+                    binding, request.run_id, request.input, request.now
+                )
+        except TimeoutError:
+            if not deadline.expired():  # the step's own TimeoutError: a failure like any other
+                raise
+            raise ApplicationError(
+                f"the step ran past its timeout class ({binding.step_timeout_seconds:g} s)",
+                binding.step_timeout_seconds,
+                type=STEP_TIMED_OUT,
+            ) from None
+        # the completions served the gates and detectors here; the workflow needs only the sums
+        checked.step.completions = []
+        return BoundChecked(binding, checked)
+
+    async def _checked_step(
+        self, b: Binding, run_id: str, input: Mapping[str, Any], now: Any
+    ) -> Checked:
         from cleanday.gates import GateContext, prepare_input
 
-        b = request.binding
         wo = self._work_order(b.behavior)
         tier = Tier(b.tier)
         step = _load_entry(wo.entry)
         ctx = StepContext(
             behavior=b.behavior,
             tier=tier,
-            run_id=request.run_id,
-            input=prepare_input(wo, dict(request.input)),
+            run_id=run_id,
+            input=prepare_input(wo, dict(input)),
             config=dict(wo.config),
-            model=self.deps.model_for(wo, tier, request.run_id),
+            model=self.deps.model_for(wo, tier, run_id),
             data_dir=self.deps.data_dir,
-            now=request.now,
+            now=now,
         )
         try:
             output = _flatten(await _heartbeating(step(ctx)))
         except (GateFailure, RoutingError) as exc:
             # budget/policy refusals and exhausted routing are gate failures, not retries
-            gc = GateContext.from_exception(exc, input=dict(request.input))
+            gc = GateContext.from_exception(exc, input=dict(input))
             output = redacted(StepOutput(summary=str(exc), context=_context_dict(gc)))
         except Exception as exc:
             # step code's own exception text goes to Temporal history, logs and the ledger
@@ -223,6 +322,32 @@ class RuntimeActivities:
         body = await self.deps.ledger.item(behavior, item_id)
         return str(body["status"])
 
+    @activity.defn(name="act_and_report")
+    async def act_and_report(self, request: ActAndReport) -> ActResult:
+        """`act`, then report the run with the outcome that follows (succeeded when it acted,
+        blocked when the permit was denied): one activity where a C run had two.
+
+        The permit is still asked at the moment of acting, inside `act`; a failure there
+        (ledger unavailable, sink error) fails this activity, which retries as `act` did. A
+        failure of the report after the act does not: the result says `reported=False` and the
+        workflow reports through report_outcome, so a retry never re-asks a permit for a run
+        that already acted.
+        """
+        result = await self.act(request.act)
+        report = {**request.report, "outcome": SUCCEEDED if result.acted else BLOCKED}
+        # finished when reported: reports then reach the ledger nearly in the order of their
+        # finished_at, and the ledger folds them in order instead of refolding the behavior
+        # for each late one (the workflow's time is kept when it is ahead of this clock)
+        finished = max(datetime.fromisoformat(report["finished_at"]), datetime.now(UTC))
+        report["finished_at"] = finished.isoformat()
+        try:
+            await self._reports.report(report)
+        except Exception:  # reported by the workflow's report_outcome, which retries
+            log.warning("run %s: report after acting failed", request.act.run_id, exc_info=True)
+        else:
+            result.reported = True
+        return result
+
     @activity.defn(name="report_outcome")
     async def report_outcome(self, report: dict[str, Any]) -> bool:
         """Report the run to the ledger; True the first time, False for a repeat (counted once)."""
@@ -233,8 +358,10 @@ class RuntimeActivities:
         return [
             self.load_binding,
             self.run_step,
+            self.run_bound_step,
             self.check_gates,
             self.act,
+            self.act_and_report,
             self.sign_off,
             self.report_outcome,
         ]

@@ -15,7 +15,8 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 from workflows.behavior_run import BehaviorRun
 
@@ -34,18 +35,45 @@ def items_in(body: dict[str, Any]) -> list[str]:
 
 
 def install(app: FastAPI, get_client: Callable[[], Awaitable[Client]]) -> None:
-    @app.middleware("http")
-    async def relay_sign_offs(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        path = request.url.path
+    app.add_middleware(RelaySignOffs, get_client=get_client)
+
+
+class RelaySignOffs:
+    """Plain ASGI: every request but a sign-off passes straight through (no per-request
+    wrapping, unlike an `@app.middleware("http")` one); a sign-off's response is held until
+    the runs it names are signalled, then sent unchanged."""
+
+    def __init__(self, app: ASGIApp, get_client: Callable[[], Awaitable[Client]]) -> None:
+        self.app = app
+        self.get_client = get_client
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
         batch, release = _BATCH.match(path), _RELEASE.match(path)
-        if request.method != "POST" or response.status_code != 200 or not (batch or release):
-            return response
-        raw = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+        if not (batch or release):
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        await self.app(scope, receive, hold)
+        start = next((m for m in held if m["type"] == "http.response.start"), None)
+        if start is not None and start["status"] == 200:
+            raw = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
+            await self._signal(path, batch, release, raw)
+        for message in held:
+            await send(message)
+
+    async def _signal(
+        self, path: str, batch: re.Match[str] | None, release: re.Match[str] | None, raw: bytes
+    ) -> None:
         try:
-            client = await get_client()
+            client = await self.get_client()
             if release:
                 await signal_runs(client, [release["item"]], BehaviorRun.release.__name__)
             elif batch is not None and batch["verb"] == "approve":
@@ -58,9 +86,3 @@ def install(app: FastAPI, get_client: Callable[[], Awaitable[Client]]) -> None:
                 )
         except Exception:  # the ledger has the decision; a missed wake-up must not fail the call
             log.exception("could not signal the runs of %s", path)
-        return Response(
-            content=raw,
-            status_code=response.status_code,
-            headers=dict(response.headers),
-            media_type=response.media_type,
-        )

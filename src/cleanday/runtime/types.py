@@ -110,6 +110,25 @@ class Checked:
 
 
 @dataclass
+class BoundStepRequest:
+    """The step of a run whose binding the step's activity reads itself, as of the step."""
+
+    behavior: str
+    run_id: str
+    input: dict[str, Any]
+    now: datetime
+
+
+@dataclass
+class BoundChecked:
+    """The binding read at the step, and the checked step (None when the behavior is not
+    active: nothing ran)."""
+
+    binding: Binding
+    checked: Checked | None = None
+
+
+@dataclass
 class ActRequest:
     behavior: str
     run_id: str
@@ -118,10 +137,20 @@ class ActRequest:
 
 
 @dataclass
+class ActAndReport:
+    """Act (permit, then the sink), then report: `report` is the RunReport body whose
+    `outcome` the activity sets from the act (succeeded when it acted, blocked when denied)."""
+
+    act: ActRequest
+    report: dict[str, Any]
+
+
+@dataclass
 class ActResult:
     acted: bool
     denied: str | None = None  # the ledger's reason when it refused the permit
     done: list[str] = field(default_factory=list)
+    reported: bool = False  # act_and_report only: the ledger has the run's report
 
 
 @dataclass

@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from workflows.behavior_run import BehaviorRun
 
 from cleanday.config import Settings
@@ -63,13 +64,24 @@ def create_worker(
     task_queue: str,
     *,
     max_concurrent_activities: int = 100,
+    sandboxed: bool = False,
 ) -> Worker:
+    """The worker of behavior runs.
+
+    BehaviorRun runs outside Temporal's workflow sandbox by default: the sandbox re-imports the
+    workflow's module for every run and intercepts every activation, which cost a third of the
+    worker's CPU per run, while the workflow uses no clock, randomness or I/O of its own (only
+    workflow.now() and activities). The test suite runs it sandboxed (`sandboxed=True`), so a
+    change that reaches for something nondeterministic still fails there.
+    """
     activities = RuntimeActivities(deps)
+    runner = SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner()
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[BehaviorRun],
         activities=activities.all(),
+        workflow_runner=runner,
         max_concurrent_activities=max_concurrent_activities,
         # a graceful stop lets activities in flight finish before the worker exits
         graceful_shutdown_timeout=timedelta(seconds=10),
