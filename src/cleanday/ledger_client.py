@@ -2,22 +2,128 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
+import aiohttp
 import httpx
 
 from cleanday.errors import CleandayError, PermitDenied, UnknownBehaviorError
+
+# the most requests to the ledger in flight at once (a worker has up to one per activity); the
+# rest wait for a connection
+MAX_CONNECTIONS = 100
+# close an idle connection before the service would (uvicorn's keep-alive is 5 s), so a request
+# never goes out on a connection the service is closing
+KEEPALIVE_SECONDS = 4.0
 
 
 class LedgerUnavailable(CleandayError):
     """The ledger service did not answer as expected; activities retry on this."""
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerResponse:
+    """What the ledger answered: the status and the body, read whole."""
+
+    status_code: int
+    content: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class _WireError(Exception):
+    """The request did not get an answer (connection refused or lost, timeout)."""
+
+
+class _Wire(Protocol):
+    async def send(self, method: str, path: str, body: bytes | None) -> LedgerResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _AiohttpWire:
+    """Requests over a pool of keep-alive connections (aiohttp).
+
+    A worker sends a ledger request or two per run; this costs a tenth of an httpx request's
+    CPU or less, whose pool checks every idle connection on every request.
+    """
+
+    def __init__(self, base_url: str, headers: dict[str, str], timeout: float) -> None:
+        self._base, self._headers = base_url, headers
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        # made on first use, inside the event loop that uses it
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(
+                    limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS
+                ),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
+
+    async def send(self, method: str, path: str, body: bytes | None) -> LedgerResponse:
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        try:
+            async with self._open().request(
+                method, self._base + path, data=body, headers=headers
+            ) as response:
+                return LedgerResponse(response.status, await response.read())
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise _WireError(str(exc) or type(exc).__name__) from exc
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class _HttpxWire:
+    """Requests through an httpx transport: tests and the demo talk to the app in-process."""
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str],
+        timeout: float,
+        transport: httpx.AsyncBaseTransport,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url, headers=headers, transport=transport, timeout=timeout
+        )
+
+    async def send(self, method: str, path: str, body: bytes | None) -> LedgerResponse:
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        try:
+            response = await self._http.request(method, path, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise _WireError(str(exc) or type(exc).__name__) from exc
+        return LedgerResponse(response.status_code, response.content)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
 class LedgerClient:
     """A thin async client of docs/contracts.md section 3; one method per endpoint we need.
 
-    `transport` lets tests talk to the FastAPI app in-process (httpx.ASGITransport).
+    `transport` lets tests talk to the FastAPI app in-process (httpx.ASGITransport); without
+    it, requests go over HTTP to `base_url`.
     """
 
     def __init__(
@@ -28,15 +134,12 @@ class LedgerClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
+        self.base_url = base_url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers=headers,
-            transport=transport,
-            timeout=timeout,
-            # a worker has up to one request per activity in flight; keeping every connection
-            # alive spares each of them a new TCP connection (and the service its accept)
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
+        self._wire: _Wire = (
+            _HttpxWire(self.base_url, headers, timeout, transport)
+            if transport is not None
+            else _AiohttpWire(self.base_url, headers, timeout)
         )
 
     async def __aenter__(self) -> LedgerClient:
@@ -51,14 +154,15 @@ class LedgerClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._wire.aclose()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _request(self, method: str, path: str, *, json: Any = None) -> LedgerResponse:
+        body = None if json is None else _dumps(json)
         try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
+            response = await self._wire.send(method, path, body)
+        except _WireError as exc:
             raise LedgerUnavailable(
-                f"ledger service at {self._http.base_url} did not answer {method} {path}: {exc}; "
+                f"ledger service at {self.base_url} did not answer {method} {path}: {exc}; "
                 "is it running (cleanday up) and is CLEANDAY_URL right?"
             ) from exc
         if response.status_code == 401:
@@ -69,7 +173,7 @@ class LedgerClient:
         return response
 
     @staticmethod
-    def _raise_for(response: httpx.Response, what: str) -> None:
+    def _raise_for(response: LedgerResponse, what: str) -> None:
         if response.is_success:
             return
         detail = _detail(response)
@@ -210,7 +314,11 @@ class LedgerClient:
         return dict(response.json())
 
 
-def _detail(response: httpx.Response) -> str:
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _detail(response: LedgerResponse) -> str:
     try:
         body = response.json()
     except ValueError:
