@@ -44,6 +44,7 @@ from cleanday.ledger_client import LedgerClient
 from cleanday.localprovider import local_provider_in_thread
 from cleanday.router import Router
 from cleanday.runtime.activities import RuntimeDeps
+from cleanday.runtime.converter import with_converter
 from cleanday.runtime.model import BoundModel, router_models
 from cleanday.runtime.starter import start_run
 from cleanday.runtime.worker import create_worker
@@ -230,8 +231,11 @@ async def bench(n: int, rounds: int, data: Path, only: str | None = None) -> tup
                             BareCall.run, id=f"bare-{queue}-{r}-{i}", task_queue=bare_queue
                         )
 
+                    # the governed runs' caller decodes their RunState as cleanday's clients do
+                    cleanday_client = with_converter(client)
+
                     async def start_governed(r: int, i: int) -> Any:
-                        return await start_run(client, BEHAVIOR, queue, {"n": i, "r": r})
+                        return await start_run(cleanday_client, BEHAVIOR, queue, {"n": i, "r": r})
 
                     # worker = this process (worker, client, local provider thread)
                     pids: dict[str, int | str] = {"worker": "self"}

@@ -21,6 +21,7 @@ from cleanday.errors import WorkOrderError
 from cleanday.ledger_client import LedgerClient
 from cleanday.router import Router
 from cleanday.runtime.activities import RuntimeActivities, RuntimeDeps
+from cleanday.runtime.converter import DATA_CONVERTER, with_converter
 from cleanday.runtime.model import bind_all, router_models
 from cleanday.runtime.schedules import sync_schedules
 from cleanday.workorder import WorkOrder
@@ -77,7 +78,7 @@ def create_worker(
     activities = RuntimeActivities(deps)
     runner = SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner()
     return Worker(
-        client,
+        with_converter(client),  # its runs' dataclasses decode with their types resolved once
         task_queue=task_queue,
         workflows=[BehaviorRun],
         activities=activities.all(),
@@ -95,7 +96,11 @@ async def run_worker(settings: Settings, *, ready: asyncio.Event | None = None) 
     # httpx logs every request at INFO: three ledger calls and a model call per run would
     # bury the worker's own lines and cost CPU on every run
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    client = await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=DATA_CONVERTER,
+    )
     found = load_work_orders(settings.behaviors_dir)
     async with LedgerClient(settings.resolved_service_url, settings.token) as ledger:
         await register_all(ledger, (text for _, text in found.values()))
