@@ -914,23 +914,21 @@ class LedgerService:
     # -- permits and the operator's approvals ---------------------------------------------
 
     def request_permit(self, name: str, run_id: str, *, item_id: str | None = None) -> Permit:
-        """Grant an act permit, deciding on the state at this moment; raises PermitDenied."""
+        """Grant an act permit, deciding on the state at this moment; raises PermitDenied.
+
+        At C and Wings the permit only reads the behavior's state, in a read transaction that
+        does not wait for writers: it sees every demotion committed before it was asked. At A
+        and B it checks the item under the write lock, expiring staged items past their time.
+        """
         now = self._now()
+        with self.engine.connect() as conn:
+            state = self._view(conn, name, now)
+        if (permit := self._tier_permit(name, run_id, item_id, state, now)) is not None:
+            return permit
         with write_connection(self.engine) as conn:
             state = self._view(conn, name, now)
-            if state.status != Status.ACTIVE:
-                raise PermitDenied(
-                    f"{name} is {state.status.value}: no act permits until it is resumed"
-                )
-            if state.tier in (Tier.C, Tier.WINGS):
-                return Permit(
-                    behavior=name,
-                    run_id=run_id,
-                    tier=state.tier,
-                    item_id=item_id,
-                    reason=f"tier {state.tier.value} acts without per-task approval",
-                    granted_at=now,
-                )
+            if (permit := self._tier_permit(name, run_id, item_id, state, now)) is not None:
+                return permit  # promoted to C since the read
             want_kind, want_status = (
                 ("proposal", "approved") if state.tier == Tier.A else ("staged", "released")
             )
@@ -960,6 +958,27 @@ class LedgerService:
                 reason=f"item {item_id} {want_status} by {item.decided_by or 'the operator'}",
                 granted_at=now,
             )
+
+    @staticmethod
+    def _tier_permit(
+        name: str, run_id: str, item_id: str | None, state: BehaviorState, now: datetime
+    ) -> Permit | None:
+        """The permit the state alone decides: denied unless active, granted at C and Wings;
+        None at A and B, where the item decides."""
+        if state.status != Status.ACTIVE:
+            raise PermitDenied(
+                f"{name} is {state.status.value}: no act permits until it is resumed"
+            )
+        if state.tier in (Tier.C, Tier.WINGS):
+            return Permit(
+                behavior=name,
+                run_id=run_id,
+                tier=state.tier,
+                item_id=item_id,
+                reason=f"tier {state.tier.value} acts without per-task approval",
+                granted_at=now,
+            )
+        return None
 
     def _expire_items(self, conn: Connection, now: datetime, name: str | None = None) -> int:
         stmt = (

@@ -196,6 +196,12 @@ class LedgerClient:
         self._raise_for(response, f"behavior {name}")
         return dict(response.json())
 
+    async def state(self, name: str) -> dict[str, Any]:
+        """The behavior's tier, status and clean days now (`GET .../{name}/state`)."""
+        response = await self._request("GET", f"/api/v1/behaviors/{name}/state")
+        self._raise_for(response, f"state of {name}")
+        return dict(response.json())
+
     async def history(self, name: str) -> list[dict[str, Any]]:
         response = await self._request("GET", f"/api/v1/behaviors/{name}/history")
         self._raise_for(response, f"history of {name}")

@@ -571,6 +571,61 @@ def test_concurrent_single_reports_are_committed_together_and_a_bad_one_fails_al
     assert len([e for e in service.history("beta") if e.kind.value == "run_reported"]) == 4
 
 
+def _without_fast_paths(app: FastAPI) -> FastAPI:
+    """The same app with its fast paths taken out: every request goes to its route."""
+    from cleanday.service.fastpath import FastPath
+
+    app.user_middleware = [m for m in app.user_middleware if not issubclass(m.cls, FastPath)]
+    return app
+
+
+@pytest.mark.parametrize("tier", ["A", "C"])
+def test_a_permit_is_answered_by_the_fast_path_as_by_the_route(
+    app: FastAPI, service: Any, tier: str
+) -> None:
+    routed_app = _without_fast_paths(create_app(settings(), service))
+    with TestClient(app) as fast, TestClient(routed_app) as routed:
+        register(fast, "alpha")
+        if tier == "C":
+            forced = {"reason": "trusted by hand", "kind": "forced_tier", "tier": "C"}
+            assert fast.post("/api/v1/behaviors/alpha/override", json=forced, headers=AUTH)
+        ask = {"behavior": "alpha", "run_id": "run-1"}
+        a = fast.post("/api/v1/permits", json=ask, headers=AUTH)
+        b = routed.post("/api/v1/permits", json=ask, headers=AUTH)
+    assert a.status_code == b.status_code == (200 if tier == "C" else 403)
+    drop = {"granted_at"}  # the ledger's clock is the test's, but read at each request
+    assert {k: v for k, v in a.json().items() if k not in drop} == {
+        k: v for k, v in b.json().items() if k not in drop
+    }
+
+
+def test_a_permit_the_fast_path_cannot_take_is_answered_by_the_route(client: TestClient) -> None:
+    register(client, "alpha")
+    no_run = client.post("/api/v1/permits", json={"behavior": "alpha"}, headers=AUTH)
+    assert no_run.status_code == 422 and "run_id" in no_run.json()["detail"]
+    ask = {"behavior": "alpha", "run_id": "run-1"}
+    wrong = client.post("/api/v1/permits", json=ask, headers={"Authorization": "Bearer no"})
+    assert wrong.status_code == 401
+    ghost = client.post("/api/v1/permits", json=ask | {"behavior": "ghost"}, headers=AUTH)
+    assert ghost.status_code == 404 and "ghost" in ghost.json()["detail"]
+
+
+def test_a_behaviors_state_reads_as_in_its_detail_from_the_fast_path_and_the_route(
+    client: TestClient, service: Any
+) -> None:
+    register(client, "alpha")
+    forced = {"reason": "trusted by hand", "kind": "forced_tier", "tier": "C"}
+    assert client.post("/api/v1/behaviors/alpha/override", json=forced, headers=AUTH)
+    detail = client.get("/api/v1/behaviors/alpha").json()["state"]
+    assert detail["tier"] == "C"
+    assert client.get("/api/v1/behaviors/alpha/state").json() == detail
+    with TestClient(_without_fast_paths(create_app(settings(), service))) as routed:
+        assert routed.get("/api/v1/behaviors/alpha/state").json() == detail
+        assert routed.get("/api/v1/behaviors/ghost/state").status_code == 404
+    ghost = client.get("/api/v1/behaviors/ghost/state")
+    assert ghost.status_code == 404 and "ghost" in ghost.json()["detail"]
+
+
 def test_a_run_report_the_fast_path_passes_on_is_answered_by_the_route_the_same_way(
     client: TestClient, service: Any
 ) -> None:

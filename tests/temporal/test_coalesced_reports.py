@@ -92,8 +92,8 @@ async def test_a_cancelled_caller_does_not_cancel_the_batch_others_wait_for() ->
 
 
 class _PermittingLedger(_Ledger):
-    async def behavior(self, name: str) -> dict[str, Any]:
-        return {"state": {"tier": "C", "status": "active"}}
+    async def state(self, name: str) -> dict[str, Any]:
+        return {"tier": "C", "status": "active"}
 
     async def request_permit(
         self, behavior: str, run_id: str, item_id: str | None = None

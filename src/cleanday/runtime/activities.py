@@ -157,7 +157,7 @@ class RuntimeActivities:
     def __init__(self, deps: RuntimeDeps) -> None:
         self.deps = deps
         self._medians: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._states = SharedReads(deps.ledger.behavior)
+        self._states = SharedReads(deps.ledger.state)
         self._reports = CoalescedReports(deps.ledger)
 
     async def _trailing_medians(self, behavior: str) -> dict[str, Any]:

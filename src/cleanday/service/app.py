@@ -118,7 +118,9 @@ def create_app(
 
     for module in (pane, behaviors, runs, permits, reviews, days):
         app.include_router(module.router)
-    app.add_middleware(runs.IngestFastPath)  # single run reports skip the routing machinery
+    # a worker's requests of every run skip the routing machinery (cleanday.service.fastpath)
+    for fast in (runs.IngestFastPath, permits.PermitFastPath, behaviors.StateFastPath):
+        app.add_middleware(fast)
     return app
 
 
