@@ -15,8 +15,8 @@ from cleanday.errors import CleandayError, PermitDenied, UnknownBehaviorError
 # the most requests to the ledger in flight at once (a worker has up to one per activity); the
 # rest wait for a connection
 MAX_CONNECTIONS = 100
-# close an idle connection before the service would (uvicorn's keep-alive is 5 s), so a request
-# never goes out on a connection the service is closing
+# close an idle connection before the service would (uvicorn's keep-alive is 5 s), so requests
+# do not go out on connections the service is about to close
 KEEPALIVE_SECONDS = 4.0
 
 
@@ -56,8 +56,8 @@ class _Wire(Protocol):
 class _AiohttpWire:
     """Requests over a pool of keep-alive connections (aiohttp).
 
-    A worker sends a ledger request or two per run; this costs a tenth of an httpx request's
-    CPU or less, whose pool checks every idle connection on every request.
+    A worker sends a ledger request or two per run. Each costs a tenth of the CPU of an httpx
+    request or less: httpx's pool checks every idle connection on every request.
     """
 
     def __init__(self, base_url: str, headers: dict[str, str], timeout: float) -> None:
