@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from cleanday.domain import LastFailure, Status, Tier
 
@@ -74,6 +74,21 @@ class TierChanged(Notice):
     run_id: str | None = None
     workflow_id: str | None = None
     week: date | None = None
+
+    def facts(self) -> dict[str, Any]:
+        """from, to, cause and whichever of gate, reason, run_id and week it has, as JSON (the
+        data of its derived entry)."""
+        out: dict[str, Any] = {
+            "from": self.from_tier.value,
+            "to": self.to_tier.value,
+            "cause": self.cause,
+        }
+        for name, value in (("gate", self.gate), ("reason", self.reason), ("run_id", self.run_id)):
+            if value is not None:
+                out[name] = value
+        if self.week is not None:
+            out["week"] = self.week.isoformat()
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,20 +145,6 @@ def change_key(change: TierChange) -> str:
 def _record_change(out: Fold, change: TierChange, key: str) -> None:
     up = change.to_tier.rank > change.from_tier.rank
     kind = EntryKind.PROMOTED if up else EntryKind.DEMOTED
-    data: dict[str, Any] = {
-        "from": change.from_tier.value,
-        "to": change.to_tier.value,
-        "cause": change.cause,
-    }
-    if change.gate is not None:
-        data["gate"] = change.gate
-    if change.reason is not None:
-        data["reason"] = change.reason
-    if change.run_id is not None:
-        data["run_id"] = change.run_id
-    if change.week is not None:
-        data["week"] = change.week.isoformat()
-    out.derived.append(NewEntry(out.name, kind.value, change.at, key, data))
     notice = (Promoted if up else Demoted)(
         out.name,
         change.at,
@@ -172,6 +158,7 @@ def _record_change(out: Fold, change: TierChange, key: str) -> None:
         None,
         change.week,
     )
+    out.derived.append(NewEntry(out.name, kind.value, change.at, key, notice.facts()))
     out.notices.append(notice)
     if out.last_change_at is None or change.at > out.last_change_at:
         out.last_change_at = change.at

@@ -56,21 +56,7 @@ def promotion_notice(n: Promoted, ctx: Context) -> Iterator[Message]:
 
 
 def _change(n: TierChanged) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "behavior": n.behavior,
-        "at": n.at.isoformat(),
-        "from": n.from_tier.value,
-        "to": n.to_tier.value,
-        "cause": n.cause,
-    }
-    if n.gate is not None:
-        payload["gate"] = n.gate
-    if n.reason is not None:
-        payload["reason"] = n.reason
-    if n.run_id is not None:
-        payload["run_id"] = n.run_id
-    if n.week is not None:
-        payload["week"] = n.week.isoformat()
+    payload: dict[str, Any] = {"behavior": n.behavior, "at": n.at.isoformat(), **n.facts()}
     if n.run_id is not None:
         payload["workflow_id"] = n.workflow_id  # the alert links to the run in Temporal's UI
     return payload
