@@ -102,6 +102,19 @@ class Demoted(TierChanged):
 
 
 @dataclass(frozen=True, slots=True)
+class PresetPublished(Notice):
+    """A preset version became the one published for a tier: at registration, promotion or
+    demotion (raised by the preset lifecycle's reactions). `restored`: a demotion brought an
+    older version back, as this new version. `key` names the cause, once per behavior."""
+
+    version: int
+    tier: Tier
+    reason: str
+    key: str
+    restored: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Quarantined(Notice):
     """Repeated gate failures at A quarantined the behavior (its schedule pauses)."""
 

@@ -5,6 +5,7 @@ clean at the lower tier, and the next model call sends what was restored."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,10 @@ from typer.testing import CliRunner
 from cleanday.config import get_settings
 from cleanday.domain import Decision, Policy, Tier
 from cleanday.ledger import LedgerService
+from cleanday.notices import PresetPublished
+from cleanday.outbox import Message
 from cleanday.presets import PresetStore
+from cleanday.reactions import HANDLERS, Context, Reactions
 from cleanday.router.cli import register_commands
 from cleanday.workorder import load_work_order
 from tests.fakes.router_fixtures import (
@@ -153,4 +157,28 @@ def test_a_forced_tier_publishes_for_that_tier_without_calling_it_clean_below(
     assert [(p.tier, p.version, p.reason) for p in pubs] == [
         ("A", 1, "registration"),
         ("C", 1, "forced promotion"),
+    ]
+
+
+def test_every_publication_is_a_notice_for_the_reactions_that_follow(
+    routing_engine: Engine, tmp_path: Path
+) -> None:
+    seen: list[PresetPublished] = []
+
+    def record(n: PresetPublished, ctx: Context) -> Iterator[Message]:
+        seen.append(n)
+        return iter(())
+
+    handlers = {**HANDLERS, PresetPublished: [*HANDLERS[PresetPublished], record]}
+    clock = FakeClock(at("2026-11-08", 10))
+    svc = LedgerService(routing_engine, Policy(timezone="UTC"), clock, Reactions(handlers))
+    svc.register(_write(tmp_path, "v1 prompt", 0.7))
+    svc.override("seo_audit", "trusted already", tier=Tier.C)
+    svc.register(_write(tmp_path, "v2 prompt", 0.7))
+    clock.set(at("2026-11-09", 12))
+    svc.report_run(report("seo_audit", "r1", at("2026-11-09", 12), failed_gate="schema"))
+    assert [(n.tier, n.version, n.reason, n.restored) for n in seen] == [
+        (Tier.A, 1, "registration", False),
+        (Tier.C, 1, "forced promotion", False),
+        (Tier.B, 3, "demotion: schema failed", True),  # v1, clean at A below B, as v3
     ]

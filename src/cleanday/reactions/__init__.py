@@ -2,14 +2,15 @@
 
 A reaction is a small function of one notice and the transaction it was raised in
 (`cleanday.reactions.base.Context`). It may write to the ledger database on that connection (a
-preset publication), and it returns the outbox messages for the world outside (Slack, Notion,
-Temporal, OpenRouter), which are written in that same transaction and delivered after it
-commits (`cleanday.outbox`). Adding a reaction is one line in `HANDLERS` and one function in
-the module of its target.
+preset publication) and raise further notices (`ctx.notify`), and it returns the outbox
+messages for the world outside (Slack, Notion, Temporal, OpenRouter), which are written in that
+same transaction and delivered after it commits (`cleanday.outbox`). Adding a reaction is one
+line in `HANDLERS` and one function in the module of its target.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -21,6 +22,7 @@ from cleanday.notices import (
     GateFailed,
     ItemsSignedOff,
     Notice,
+    PresetPublished,
     Promoted,
     Quarantined,
     Registered,
@@ -36,6 +38,7 @@ HANDLERS: Mapping[type[Notice], Sequence[Reaction]] = {
     GateFailed: [notion.gate_failure_rows, slack.gate_failure_alert],
     Demoted: [slack.demotion_alert, presets.restore_for_demotion],
     Promoted: [slack.promotion_notice, presets.publish_for_promotion],
+    PresetPublished: [presets.publish_remote],
     Quarantined: [slack.quarantine_notice],
     ReviewOpened: [notion.review_rows, slack.review_summary],
     ReviewClosed: [slack.review_closed],
@@ -51,11 +54,14 @@ class Reactions:
         self.handlers = handlers
 
     def __call__(self, notices: Sequence[Notice], conn: Connection, now: datetime) -> list[Message]:
-        ctx = Context(conn, now)
+        queue = deque(notices)
         messages: list[Message] = []
-        for notice in notices:
+        while queue:
+            notice = queue.popleft()
+            ctx = Context(conn, now)
             for react in self.handlers.get(type(notice), ()):
                 messages.extend(react(notice, ctx))
+            queue.extend(ctx.raised)
         return outbox.write(conn, messages, now)
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
+from cleanday.notices import Notice
 from cleanday.outbox import Message
 
 
@@ -16,10 +17,15 @@ from cleanday.outbox import Message
 class Context:
     """A reaction runs inside the ledger's transaction: what it writes on `conn` (a preset
     publication) commits with the entries that caused it, and so do the outbox messages it
-    returns."""
+    returns. A notice it raises (`notify`) is reacted to in the same transaction, after the
+    notices already raised."""
 
     conn: Connection
     now: datetime
+    raised: list[Notice] = field(default_factory=list)
+
+    def notify(self, *notices: Notice) -> None:
+        self.raised.extend(notices)
 
 
 # a reaction: one notice in, the outbox messages it queues out (often none)
