@@ -120,8 +120,10 @@ class OutboxDelivery:
 
     The senders run on this object's own event loop, in a thread it starts on first use, so
     that any caller can deliver and wait: a sync route's worker thread, the CLI, the
-    scheduler's thread. The caller waits at most `timeout_s`; what is not delivered by then
-    stays queued for the next drain.
+    scheduler's thread. After a commit, the committing caller waits (at most `timeout_s`) only
+    for the channels in `wait_for`, whose delivery its answer should follow (a sign-off's
+    wake-ups); the others are delivered meanwhile. What is not delivered stays queued for the
+    next drain.
     """
 
     def __init__(
@@ -129,28 +131,40 @@ class OutboxDelivery:
         engine: Engine,
         senders: Mapping[str, Sender],
         *,
+        wait_for: Collection[str] | None = None,
         clock: Callable[[], datetime] | None = None,
         timeout_s: float = 15.0,
         batch: int = 200,
     ) -> None:
         self.engine = engine
         self.senders = dict(senders)
+        self.wait_for = frozenset(self.senders if wait_for is None else wait_for)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.timeout_s = timeout_s
         self.batch = batch
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Lock()
-        self._draining: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        # one drain of a channel at a time, so that no row is sent twice by this process
+        self._locks: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Lock] = {}
 
     # -- the ledger's hook and the periodic job --------------------------------------------
 
     def after_commit(self, written: Sequence[Message]) -> list[Delivered]:
-        """Deliver at once what a commit just queued for a channel with a sender."""
-        keys = {m.dedupe_key for m in written if m.channel in self.senders}
-        if not keys:
-            return []
-        return self.run(self.drain(keys=keys))
+        """Deliver at once what a commit just queued for a channel with a sender; returns what
+        became of the rows of the channels it waited for."""
+        by_channel: dict[str, set[str]] = {}
+        for m in written:
+            if m.channel in self.senders:
+                by_channel.setdefault(m.channel, set()).add(m.dedupe_key)
+        out: list[Delivered] = []
+        for channel in sorted(by_channel, key=lambda c: c in self.wait_for):  # waited for last
+            coro = self.drain(channel, keys=by_channel[channel])
+            if channel in self.wait_for:
+                out.extend(self.run(coro))
+            else:
+                asyncio.run_coroutine_threadsafe(coro, self._ensure_loop())
+        return out
 
     def drain_now(self) -> list[Delivered]:
         """Deliver everything queued for the channels with a sender (the periodic job)."""
@@ -193,14 +207,12 @@ class OutboxDelivery:
         those with the given dedupe keys. A channel stops at its first failure, so its rows
         keep their order and a sender that is down is asked once."""
         loop = asyncio.get_running_loop()
-        if self._draining is None or self._draining[0] is not loop:
-            self._draining = (loop, asyncio.Lock())
-        async with self._draining[1]:  # one drain at a time on a loop: no row sent twice
-            channels = [channel] if channel is not None else sorted(self.senders)
-            out: list[Delivered] = []
-            for ch in channels:
+        out: list[Delivered] = []
+        for ch in [channel] if channel is not None else sorted(self.senders):
+            lock = self._locks.setdefault((loop, ch), asyncio.Lock())
+            async with lock:
                 out.extend(await self._drain_channel(ch, keys))
-            return out
+        return out
 
     async def _drain_channel(self, channel: str, keys: Collection[str] | None) -> list[Delivered]:
         send = self.senders[channel]

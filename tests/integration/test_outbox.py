@@ -3,6 +3,9 @@ with it, a failing reaction rolls the cause back, delivery keeps order and recor
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,3 +139,31 @@ async def test_delivery_keeps_each_channels_order_and_stops_at_a_failure_until_t
     with engine.connect() as conn:
         attempts = dict(conn.execute(sa.select(T_OUTBOX.c.dedupe_key, T_OUTBOX.c.attempts)).all())
     assert attempts == {"m0": 1, "m1": 2, "m2": 1}
+
+
+def test_after_a_commit_the_caller_waits_only_for_the_channels_it_must(engine: Engine) -> None:
+    release = threading.Event()
+
+    async def slow(row: Pending) -> str:
+        await asyncio.to_thread(release.wait, 10)
+        return "published"
+
+    async def quick(row: Pending) -> str:
+        return "told"
+
+    delivery = OutboxDelivery(engine, {"slow": slow, "quick": quick}, wait_for={"quick"})
+    with engine.begin() as conn:
+        written = outbox.write(
+            conn, [Message("slow", "m", "s1", {}), Message("quick", "m", "q1", {})], NOW
+        )
+    started = time.monotonic()
+    done = delivery.after_commit(written)
+    assert time.monotonic() - started < 5  # not held by the slow channel
+    assert [(d.row.dedupe_key, d.note) for d in done] == [("q1", "told")]
+    release.set()
+    for _ in range(100):
+        if _count(engine, T_OUTBOX, T_OUTBOX.c.delivered_at.is_(None)) == 0:
+            break
+        time.sleep(0.05)
+    assert _count(engine, T_OUTBOX, T_OUTBOX.c.delivered_at.is_(None)) == 0
+    delivery.close()

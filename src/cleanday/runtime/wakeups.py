@@ -80,7 +80,11 @@ def attach(app: FastAPI, settings: Settings, connect: Connect | None = None) -> 
     senders: dict[str, Sender] = {temporal.CHANNEL: WakeRuns(connect or connect_to(settings))}
     if settings.openrouter_management_key:
         senders[presets.CHANNEL] = publish_presets(Router.from_settings(settings, service.engine))
-    delivery = OutboxDelivery(service.engine, senders, clock=service.clock)
+    # a sign-off is answered once its runs are told; a publication to OpenRouter is not waited
+    # for (a demotion arrives with a run's report, which must not wait on OpenRouter)
+    delivery = OutboxDelivery(
+        service.engine, senders, wait_for={temporal.CHANNEL}, clock=service.clock
+    )
     service.subscribe(delivery.after_commit)
     app.state.outbox_delivery = delivery
     return delivery
