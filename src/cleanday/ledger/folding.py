@@ -33,7 +33,7 @@ from cleanday.notices import (
     TierChanged,
 )
 
-# the state columns the operator reads (the Pane of Glass, the Notion Promotion Ledger)
+# the state columns the operator reads (the Pane of Glass and wherever StateChanged goes)
 _VISIBLE = (
     "tier",
     "status",
@@ -165,12 +165,12 @@ def _record_change(out: Fold, change: TierChange, key: str) -> None:
 
 
 def link_runs(
-    conn: Connection, notices: Iterable[Notice], known: Mapping[str, str | None] = {}
+    conn: Connection, notices: Iterable[Notice], known: Mapping[str, str | None] | None = None
 ) -> list[Notice]:
-    """The notices with each tier change's Temporal workflow ID filled in (so that an alert
+    """The notices with each tier change's workflow ID filled in (so that an alert
     can link to the run): from `known` (the runs of this transaction), else from the runs
     table, which is read only for a run it does not know."""
-    out = list(notices)
+    out, known = list(notices), known or {}
     unknown = {
         n.run_id
         for n in out

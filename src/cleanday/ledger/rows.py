@@ -73,6 +73,24 @@ def behavior_row(
     )
 
 
+def row_of(r: Any) -> BehaviorRow:
+    """The row of a state row read with its behavior's versions (`store.state_row`)."""
+    return behavior_row(
+        r.behavior,
+        r.tier,
+        r.status,
+        r.clean_days,
+        r.candidate,
+        r.last_gate_failure,
+        r.last_failure_gate,
+        r.last_failure_reason,
+        r.tier_since,
+        r.updated_at,
+        r.version,
+        r.preset_version,
+    )
+
+
 def row_of_state(
     state: BehaviorState,
     *,

@@ -24,7 +24,7 @@ from cleanday.errors import RegistrationError, UnknownBehaviorError
 from cleanday.ledger import items, store
 from cleanday.ledger.core import LedgerCore, state_row
 from cleanday.ledger.folding import Fold, fold, link_runs, state_changed
-from cleanday.ledger.rows import behavior_row, row_of_state, state_values
+from cleanday.ledger.rows import row_of, row_of_state, state_values
 from cleanday.ledger.schemas import BehaviorRow, ReportResult, RunReport
 from cleanday.ledger.unit_of_work import UnitOfWork
 from cleanday.models import T_RUNS
@@ -79,12 +79,7 @@ class _Mem:
     def current_view(self) -> BehaviorRow:
         if self.view is not None:
             return self.view
-        r = self.row
-        return behavior_row(
-            r.behavior, r.tier, r.status, r.clean_days, r.candidate, r.last_gate_failure,
-            r.last_failure_gate, r.last_failure_reason, r.tier_since, r.updated_at, r.version,
-            r.preset_version,
-        )  # fmt: skip
+        return row_of(self.row)
 
 
 class _Batch:
@@ -174,14 +169,13 @@ class _Batch:
         out = fold(self.conn, m, pending, policy, now, acc=m.acc, flush=self.flush)
         out.derived[:0] = _run_audit(report, tier)
         self.uow.append(out.derived)
-        self.uow.notify(RunReported(name, report.finished_at, report.run_id,
-                                    report.workflow_id, report.outcome, tier))  # fmt: skip
+        run_id, workflow_id, finished = report.run_id, report.workflow_id, report.finished_at
+        self.uow.notify(RunReported(name, finished, run_id, workflow_id, report.outcome, tier))
         failed = tuple(FailedGate(g.name, g.reason) for g in report.gates if not g.passed)
         if failed:
-            demotion = out.demoted_by(report.run_id)
-            demoted_to = demotion.to_tier if demotion is not None else None
-            self.uow.notify(GateFailed(name, report.finished_at, report.run_id,
-                                       report.workflow_id, tier, failed, demoted_to))  # fmt: skip
+            demotion = out.demoted_by(run_id)
+            to = demotion.to_tier if demotion is not None else None
+            self.uow.notify(GateFailed(name, finished, run_id, workflow_id, tier, failed, to))
         self.uow.notify(*link_runs(self.conn, out.notices, self.workflows))
         values = state_values(out.state)
         view = row_of_state(
