@@ -33,17 +33,6 @@ from cleanday.notices import (
     TierChanged,
 )
 
-# the state columns the operator reads (the Pane of Glass and wherever StateChanged goes)
-_VISIBLE = (
-    "tier",
-    "status",
-    "clean_days",
-    "candidate",
-    "last_gate_failure",
-    "last_failure_gate",
-    "last_failure_reason",
-)
-
 
 @dataclass
 class Fold:
@@ -202,12 +191,16 @@ def state_changed(
     """A StateChanged notice when the row the operator reads differs from `before` (a state
     row with its behavior's versions, or None for a new behavior); `values` are `state`'s
     columns (`state_values`)."""
-    if (
-        before is not None
-        and (before.version, before.preset_version) == (version, preset_version)
-        and all(getattr(before, c) == values[c] for c in _VISIBLE)
-    ):
-        return None
+    if before is not None and (
+        before.tier, before.status, before.clean_days, bool(before.candidate),
+        before.last_gate_failure, before.last_failure_gate, before.last_failure_reason,
+        before.version, before.preset_version,
+    ) == (
+        values["tier"], values["status"], values["clean_days"], values["candidate"],
+        values["last_gate_failure"], values["last_failure_gate"], values["last_failure_reason"],
+        version, preset_version,
+    ):  # fmt: skip
+        return None  # what the operator reads is as it was
     return StateChanged(
         state.behavior,
         at,

@@ -92,29 +92,25 @@ def row_of(r: Any) -> BehaviorRow:
 
 
 def row_of_state(
-    state: BehaviorState,
-    *,
-    version: int,
-    preset_version: int,
-    updated_at: datetime | None,
-    values: dict[str, Any] | None = None,
+    state: BehaviorState, *, version: int, preset_version: int, updated_at: datetime | None
 ) -> BehaviorRow:
-    """The row a fold is about to store, without reading it back (`values`: the state's
-    `state_values`, when the caller already has them)."""
-    v = values if values is not None else state_values(state)
-    return behavior_row(
-        state.behavior,
-        v["tier"],
-        v["status"],
-        v["clean_days"],
-        v["candidate"],
-        v["last_gate_failure"],
-        v["last_failure_gate"],
-        v["last_failure_reason"],
-        v["tier_since"],
-        updated_at,
-        version,
-        preset_version,
+    """The row of what a fold concluded (about to be stored, or a replay's), without reading
+    it back: the same row `behavior_row` makes of its stored columns."""
+    lf = state.last_failure
+    return pane_row(
+        name=state.behavior,
+        tier=state.tier,
+        status=state.status,
+        clean_days=state.clean_days,
+        candidate=state.candidate,
+        last_gate_failure=lf.on if lf else None,
+        last_failure_gate=lf.gate if lf else None,
+        last_failure_reason=lf.reason if lf else None,
+        tier_since=_utc(state.tier_since),
+        updated_at=_utc(updated_at),
+        version=version,
+        preset_version=preset_version,
+        decision=None,
     )
 
 

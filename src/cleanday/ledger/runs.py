@@ -73,8 +73,7 @@ class _Mem:
     preset_version: int
     row: Any  # the state row read: what the operator saw before this batch
     view: BehaviorRow | None = None  # the row after this batch's last fold
-    state: BehaviorState | None = None  # what the batch's last fold concluded
-    values: dict[str, Any] | None = None  # its state columns, stored at the end
+    state: BehaviorState | None = None  # what the batch's last fold concluded, stored at the end
 
     def current_view(self) -> BehaviorRow:
         if self.view is not None:
@@ -176,18 +175,18 @@ class _Batch:
             demotion = out.demoted_by(run_id)
             to = demotion.to_tier if demotion is not None else None
             self.uow.notify(GateFailed(name, finished, run_id, workflow_id, tier, failed, to))
-        self.uow.notify(*link_runs(self.conn, out.notices, self.workflows))
-        values = state_values(out.state)
+        if out.notices:
+            self.uow.notify(*link_runs(self.conn, out.notices, self.workflows))
         view = row_of_state(
-            out.state,
-            version=m.version,
-            preset_version=m.preset_version,
-            updated_at=now,
-            values=values,
+            out.state, version=m.version, preset_version=m.preset_version, updated_at=now
         )
         m.acc, m.last_seq, m.last_change_at = out.acc, out.last_seq, out.last_change_at
-        m.status, m.tier, m.view = values["status"], values["tier"], view
-        m.state, m.values = out.state, values
+        m.status, m.tier, m.view, m.state = (
+            out.state.status.value,
+            out.state.tier.value,
+            view,
+            out.state,
+        )
         return ReportResult(
             behavior=name,
             run_id=report.run_id,
@@ -205,16 +204,16 @@ class _Batch:
         encode = self.ledger.accumulators.encode
         updates = []
         for m in self.mem.values():
-            if m.values is None:
-                continue
-            assert m.state is not None
+            if m.state is None:
+                continue  # only repeats of recorded runs: nothing changed
+            values = state_values(m.state)
             changed = state_changed(
-                m.state, m.row, m.values, now, version=m.version, preset_version=m.preset_version
+                m.state, m.row, values, now, version=m.version, preset_version=m.preset_version
             )
             updates.append(
                 {
                     "behavior": m.behavior,
-                    **m.values,
+                    **values,
                     "accumulator": encode(m.behavior, m.acc),
                     "last_seq": m.last_seq,
                     "last_change_at": m.last_change_at,

@@ -58,8 +58,11 @@ class Reactions:
         messages: list[Message] = []
         while queue:
             notice = queue.popleft()
+            reactions = self.handlers.get(type(notice))
+            if not reactions:
+                continue  # most notices of a run report: nothing reacts to them (yet)
             ctx = Context(conn, now)
-            for react in self.handlers.get(type(notice), ()):
+            for react in reactions:
                 messages.extend(react(notice, ctx))
             queue.extend(ctx.raised)
         return outbox.write(conn, messages, now)
