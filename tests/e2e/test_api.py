@@ -512,7 +512,7 @@ def test_a_batch_with_a_bad_item_names_its_index_and_writes_nothing(
 
 
 def test_a_batch_larger_than_the_limit_or_empty_is_refused(client: TestClient) -> None:
-    from cleanday.service.routes.runs import MAX_BATCH
+    from cleanday.service.group_commit import MAX_BATCH
 
     register(client, "alpha")
     t = REGISTERED_AT + timedelta(hours=1)
@@ -533,7 +533,7 @@ def test_concurrent_single_reports_are_committed_together_and_a_bad_one_fails_al
 
     import httpx
 
-    from cleanday.service.routes.runs import _GroupCommit
+    from cleanday.service.group_commit import GroupCommit
 
     register(client, "alpha")
     register(client, "beta")
@@ -552,7 +552,7 @@ def test_concurrent_single_reports_are_committed_together_and_a_bad_one_fails_al
 
     async def post_all() -> list[httpx.Response]:
         # a long window, so that the test sees one group whatever the machine's load
-        app.state.run_group_commit = _GroupCommit(service, asyncio.get_running_loop(), 0.5)
+        app.state.run_group_commit = GroupCommit(service, asyncio.get_running_loop(), 0.5)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as ac:
             return await asyncio.gather(
