@@ -15,6 +15,7 @@ from cleanday.ledger import (
     PendingItemRow,
     RegistrationResult,
 )
+from cleanday.registration import parse_work_order
 from cleanday.service.deps import Operator, get_service
 from cleanday.service.schemas import (
     BatchApproveIn,
@@ -28,7 +29,7 @@ from cleanday.service.schemas import (
     state_out,
 )
 from cleanday.service.serialize import to_jsonable
-from cleanday.workorder import WorkOrder, parse_work_order
+from cleanday.workorder import WorkOrder
 
 BEHAVIORS_PATH = "/api/v1/behaviors"
 router = APIRouter(prefix=BEHAVIORS_PATH, tags=["behaviors"])
