@@ -136,6 +136,23 @@ def test_a_server_without_a_token_refuses_writes_and_says_to_set_one(service: An
     assert service.list_behaviors() == []
 
 
+def test_a_server_without_a_token_refuses_the_fast_paths_writes_as_the_routes_do(
+    service: Any,
+) -> None:
+    t = REGISTERED_AT + timedelta(hours=1)
+    with TestClient(create_app(settings(), service)) as c:
+        register(c, "alpha")
+    with TestClient(create_app(settings(token=None), service)) as c:
+        for path, body in (
+            ("/api/v1/runs", run_report("alpha", "r-1", t)),
+            ("/api/v1/permits", {"behavior": "alpha", "run_id": "r-1"}),
+        ):
+            r = c.post(path, json=body, headers=AUTH)
+            assert r.status_code == 401, (path, r.text)
+            assert "this server has no operator token" in r.json()["detail"]
+    assert [e.kind.value for e in service.history("alpha")].count("run_reported") == 0
+
+
 def test_a_run_report_with_a_naive_timestamp_is_refused_naming_the_field(
     client: TestClient, service: Any
 ) -> None:
