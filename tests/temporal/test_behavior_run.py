@@ -15,7 +15,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from workflows.behavior_run import BehaviorRun
 
 from cleanday.domain import Tier
-from cleanday.ledger_client import LedgerUnavailable
+from cleanday.errors import LedgerUnavailable
 from cleanday.runtime import relay
 from cleanday.runtime.activities import STEP_TIMEOUT_SECONDS
 from cleanday.runtime.operator import approve_batch, reject_batch, release_item

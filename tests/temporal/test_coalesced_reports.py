@@ -10,7 +10,8 @@ from typing import Any, cast
 
 import pytest
 
-from cleanday.ledger_client import LedgerClient, LedgerUnavailable
+from cleanday.errors import LedgerUnavailable
+from cleanday.ledger_client import LedgerClient
 from cleanday.runtime.activities import CoalescedReports, RuntimeActivities, RuntimeDeps
 from cleanday.runtime.types import ActAndReport, ActRequest
 

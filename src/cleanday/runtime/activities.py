@@ -17,8 +17,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from cleanday.domain import Tier
-from cleanday.errors import CleandayError, GateFailure, PermitDenied, RoutingError
-from cleanday.ledger_client import LedgerClient, LedgerUnavailable
+from cleanday.errors import (
+    GateFailure,
+    LedgerUnavailable,
+    PermitDenied,
+    RoutingError,
+    WorkOrderNotLoaded,
+)
+from cleanday.ledger_client import LedgerClient
 from cleanday.router.types import Attempt, Completion
 from cleanday.runtime.redaction import redacted, without_secrets
 from cleanday.runtime.types import (
@@ -55,10 +61,6 @@ MEDIANS_TTL_SECONDS = 60.0
 
 ModelFactory = Callable[[WorkOrder, Tier, str], ModelCaller]
 """Builds the behavior's bound model (router, key, preset at its tier) for one run."""
-
-
-class WorkOrderNotLoaded(CleandayError):
-    """The worker has no Work Order for a behavior the ledger asked it to run."""
 
 
 @dataclass

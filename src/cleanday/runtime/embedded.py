@@ -159,7 +159,7 @@ def plan(settings: Settings) -> list[Part]:
             [py, "-m", "cleanday.runtime.embedded", "service"],
             _answers(f"http://{p.host}:{p.service}/api/v1/behaviors"),
         ),
-        Part("worker", [py, "-m", "cleanday.runtime.cli", "worker"], lambda: True),
+        Part("worker", [py, "-m", "cleanday.cli", "worker"], lambda: True),
     ]
 
 
