@@ -61,7 +61,7 @@ class _Run:
     run_id: str
     started: datetime
     finished: datetime  # when the step finished: the run belongs to this day, however late
-    step: StepOutput  # its actions are what the gates let through (redacted if need be)
+    step: StepOutput
 
     def act(self, item_id: str | None) -> ActRequest:
         return ActRequest(self.binding.behavior, self.run_id, item_id, self.step.actions)
@@ -89,14 +89,10 @@ class BehaviorRun:
         if step is None or verdict is None:  # paused, quarantined or retired: nothing ran
             s.phase, s.outcome = "done", SKIPPED
             return s
-        s.summary, s.gates, s.anomalies, s.output = (
-            step.summary,
-            verdict.gates,
-            verdict.anomalies,
-            verdict.output,
-        )
-        step.actions = verdict.actions
-        run = _Run(binding, run_id, started, workflow.now(), step)
+        s.summary, s.output = step.summary, verdict.output
+        s.gates, s.anomalies = verdict.gates, verdict.anomalies
+        step.actions = verdict.actions  # what the gates let through (redacted if need be)
+        run = _Run(binding, run_id, started, workflow.now(), step)  # finished: now
 
         if not verdict.passed:
             await self._report(run, FAILED if step.context else BLOCKED)
