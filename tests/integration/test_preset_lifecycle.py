@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from cleanday.cli import app as cli_app
 from cleanday.config import get_settings
 from cleanday.domain import Decision, Policy, Tier
 from cleanday.ledger import LedgerService
@@ -22,8 +22,7 @@ from cleanday.notices import PresetPublished
 from cleanday.outbox import Message
 from cleanday.presets import PresetStore
 from cleanday.reactions import HANDLERS, Context, Reactions
-from cleanday.router.cli import register_commands
-from cleanday.workorder import load_work_order
+from cleanday.registration import load_work_order
 from tests.fakes.router_fixtures import (
     MakeRouter,
     Provider,
@@ -61,10 +60,7 @@ def _write(tmp_path: Path, prompt: str, temperature: float) -> Path:
 def _history(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setenv("DATABASE_URL", engine.url.render_as_string(hide_password=False))
     get_settings.cache_clear()
-    app = typer.Typer()
-    app.command("noop")(lambda: None)
-    register_commands(app)
-    out = CliRunner().invoke(app, ["preset", "history", "seo_audit"])
+    out = CliRunner().invoke(cli_app, ["preset", "history", "seo_audit"])
     get_settings.cache_clear()
     assert out.exit_code == 0, out.output
     return out.output.strip().splitlines()

@@ -19,8 +19,8 @@ from cleanday.ledger.schemas import RegistrationResult
 from cleanday.models import T_BEHAVIORS, T_STATES, T_VERSIONS
 from cleanday.notices import Registered
 from cleanday.presets import PresetStore, check_tightening
-from cleanday.registration import content_hash, key_already_bound, preset_hash
-from cleanday.workorder import WorkOrder, load_work_order
+from cleanday.registration import content_hash, key_already_bound, load_work_order, preset_hash
+from cleanday.workorder import WorkOrder
 
 
 def register(ledger: LedgerCore, work_order_path: Path | str) -> RegistrationResult:
