@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import typer
 from sqlalchemy import Engine
 
+from cleanday.budget import SpendStore
 from cleanday.config import Settings, get_settings
 from cleanday.db import make_engine
 from cleanday.errors import CleandayError
-from cleanday.keys import SpendStore
 from cleanday.presets import PresetStore
 
 preset_app = typer.Typer(no_args_is_help=True, help="Preset versions: history and restore.")

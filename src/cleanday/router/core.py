@@ -47,6 +47,7 @@ import httpx
 from sqlalchemy import Connection, Engine
 from sqlmodel import Session, select
 
+from cleanday.budget import SQL_BINDING, BindingRow, PresetReader, Reservation, SpendStore
 from cleanday.config import Settings
 from cleanday.db import make_engine
 from cleanday.domain import Tier
@@ -61,16 +62,6 @@ from cleanday.errors import (
     SecretResolutionError,
     UnknownBehaviorError,
 )
-from cleanday.keys import (
-    SQL_BINDING,
-    BindingRow,
-    PresetReader,
-    Redactor,
-    Reservation,
-    Secret,
-    SecretResolver,
-    SpendStore,
-)
 from cleanday.presets import PresetStore, PresetVersion
 from cleanday.router.catalog import ModelCatalog
 from cleanday.router.config import RouterConfig, load_router_config
@@ -78,6 +69,7 @@ from cleanday.router.guardrails import Route, check_routes, effective_guardrails
 from cleanday.router.management import OpenRouterManagement, preset_slug
 from cleanday.router.tables import RoutingBinding
 from cleanday.router.types import Attempt, Completion
+from cleanday.secrets import Redactor, Secret, SecretResolver
 from cleanday.workorder import WorkOrder
 
 log = logging.getLogger("cleanday.router")
