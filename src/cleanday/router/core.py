@@ -5,8 +5,9 @@ The decisions, in the order they are taken for a call:
 1. Read the behavior's binding (key reference, cap, cadence, transports, guardrails) and its
    current preset version (on PostgreSQL from a cache the reservation revalidates); apply the
    tier's parameter overrides; take the timeout class (see `timeout_class`).
-2. Plan the routes (the Work Order's transport order; Anthropic only for models it serves)
-   and check every guardrail against every route before anything is sent. A violation raises
+2. Plan the routes (the Work Order's transport order; each transport offers a route, Anthropic
+   only for models it serves) and check every guardrail against every route before anything
+   is sent. A violation raises
    PolicyViolation: the router never quietly drops to a route that happens to be allowed.
 3. Before *every* request (first try, 429 retry, fallback) reserve the call's estimate against
    the key's cap under a database lock (BudgetExceeded, nothing sent, when it would pass);
@@ -25,6 +26,10 @@ The decisions, in the order they are taken for a call:
 
 Every error carries `.attempts`; texts that came from a provider pass through the redactor, so
 a provider that echoes a key back never puts it into an exception, a log line or a table.
+
+What one call needs is fixed in a `Call` before its first request. What differs between
+providers (the request's shape, the answer's, the key sent, the guardrails only one knows) is
+each transport's module in `router/transports/`; the decisions above are the same for all.
 """
 
 from __future__ import annotations
