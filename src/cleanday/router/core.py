@@ -7,8 +7,8 @@ The decisions, in the order they are taken for a call:
    tier's parameter overrides; take the timeout class (see `timeout_class`).
 2. Plan the routes (the Work Order's transport order; each transport offers a route, Anthropic
    only for models it serves) and check every guardrail against every route before anything
-   is sent. A violation raises
-   PolicyViolation: the router never quietly drops to a route that happens to be allowed.
+   is sent. A violation raises PolicyViolation: the router never quietly drops to a route that
+   happens to be allowed.
 3. Before *every* request (first try, 429 retry, fallback) reserve the call's estimate against
    the key's cap under a database lock (BudgetExceeded, nothing sent, when it would pass);
    settle the reservation with the actual cost afterwards (an answered call's settlement is
