@@ -17,6 +17,7 @@ Code running inside one process can call `register_scheme` instead.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -130,8 +131,10 @@ def _plugged_schemes() -> dict[str, SchemeResolver]:
 def _deferred(load: Callable[[], SchemeResolver]) -> SchemeResolver:
     # a plug-in's module is imported when a reference first needs it, not by every process
     # that only checks a reference's scheme
+    loaded = functools.cache(load)
+
     def resolve(rest: str) -> str:
-        return load()(rest)
+        return loaded()(rest)
 
     return resolve
 

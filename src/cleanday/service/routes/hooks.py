@@ -118,7 +118,7 @@ async def receive(
     seen: Annotated[SeenSignatures, Depends(get_seen_signatures)],
     lookup: Annotated[Callable[[str], tuple[WorkOrder, str]], Depends(get_behavior_lookup)],
     clock: Annotated[Callable[[], datetime], Depends(get_clock)],
-    secrets: Annotated[SecretResolver, Depends(get_secret_resolver)],
+    resolver: Annotated[SecretResolver, Depends(get_secret_resolver)],
 ) -> dict[str, Any]:
     try:
         wo, behavior_status = lookup(behavior)
@@ -143,7 +143,7 @@ async def receive(
         )
     try:
         verified = verify(
-            secrets.resolve(trigger.secret_ref).reveal().encode(),
+            resolver.resolve(trigger.secret_ref).reveal().encode(),
             request.headers,
             body,
             clock(),
