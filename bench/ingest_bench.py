@@ -358,8 +358,8 @@ def in_process(n: int, behaviors: int, batch: int) -> float:
     and the client taken out (report_run per report, or report_runs per `batch`)."""
     from cleanday.config import Settings
     from cleanday.ledger import RunReport
+    from cleanday.registration import parse_work_order
     from cleanday.service.app import build_service
-    from cleanday.workorder import parse_work_order
 
     sys.path.insert(0, str(HERE))  # for the behaviors' entry point
     with tempfile.TemporaryDirectory(prefix="cleanday-ingest-") as tmp:

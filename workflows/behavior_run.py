@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -10,30 +12,32 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
+    from cleanday.domain import Tier
     from cleanday.runtime.activities import (
         STEP_CEILING_SECONDS,
         STEP_TIMED_OUT,
         RuntimeActivities,
     )
     from cleanday.runtime.types import (
+        APPROVED,
         BLOCKED,
         EXPIRED,
         FAILED,
         PROPOSED,
+        REJECTED,
+        RELEASED,
+        SKIPPED,
         STAGED,
         SUCCEEDED,
         ActAndReport,
         ActRequest,
         Binding,
-        BoundChecked,
-        BoundStepRequest,
         Checked,
-        GateRequest,
+        FailedStep,
         RunRequest,
         RunState,
         StepOutput,
         StepRequest,
-        Verdict,
         build_report,
     )
 
@@ -45,231 +49,171 @@ _LEDGER = timedelta(seconds=10)
 _STEP_HEARTBEAT = timedelta(seconds=10)
 _STEP_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
 # A waiting run asks the ledger for its sign-off now and then, in case the wake-up was lost.
-_POLL_SIGN_OFF = "poll-sign-off"
 _POLL_FIRST = timedelta(minutes=1)
 _POLL_MAX = timedelta(minutes=15)
-# Runs started since this patch read their binding in the step's activity (run_bound_step)
-# and, at C and Wings, act and report in one local activity (act_and_report). Runs whose
-# history began before it replay the earlier sequence: load_binding, run_step, act, report.
-_FUSED = "bound-step-and-act-report"
+
+
+@dataclass(frozen=True)
+class _Run:
+    """A run whose step finished: what its act and its report need."""
+
+    binding: Binding
+    run_id: str
+    started: datetime
+    finished: datetime  # when the step finished: the run belongs to this day, however late
+    step: StepOutput
+
+    def act(self, item_id: str | None) -> ActRequest:
+        return ActRequest(self.binding.behavior, self.run_id, item_id, self.step.actions)
+
+    def report(self, state: RunState) -> dict[str, Any]:
+        return build_report(
+            self.binding, self.run_id, self.started, self.finished, self.step, state
+        )
 
 
 @workflow.defn(name="BehaviorRun")
 class BehaviorRun:
     def __init__(self) -> None:
         self._state = RunState()
-        self._decision: str | None = None  # "approved" | "rejected" | "released"
+        self._decision: str | None = None  # APPROVED | REJECTED | RELEASED, the first one wins
 
     @workflow.run
     async def run(self, request: RunRequest) -> RunState:
-        s, run_id = self._state, workflow.info().workflow_id
-        s.behavior, started = request.behavior, workflow.now()
-
-        fused = workflow.patched(_FUSED)
-        if fused:
-            s.phase = "running step"  # the binding, the step, every gate: one activity
-            bound = await self._run_bound_step(run_id, request)
-            if bound is None:
-                s.phase, s.outcome = "done", "skipped"
-                return s
-            binding, step, verdict = bound
-        else:
-            s.phase = "loading binding"
-            binding = await self._load_binding(request.behavior)
-            if binding.status != "active":
-                s.phase, s.outcome = "done", "skipped"
-                return s
-            s.phase = "running step"  # and then every gate on its output, in the same activity
-            step, verdict = await self._run_step(binding, run_id, request)
-        s.summary = step.summary
-        s.gates, s.anomalies, s.output = verdict.gates, verdict.anomalies, verdict.output
-        step.actions = verdict.actions  # act on what the gates let through (redacted if need be)
+        s, run_id, started = self._state, workflow.info().workflow_id, workflow.now()
+        s.behavior, s.phase = request.behavior, "running step"
+        # one activity: the binding as of now (tier, status), the step's model calls, every gate
+        checked = await self._run_step(request, run_id)
+        binding, step, verdict = checked.binding, checked.step, checked.verdict
+        s.tier = binding.tier
+        if step is None or verdict is None:  # paused, quarantined or retired: nothing ran
+            s.phase, s.outcome = "done", SKIPPED
+            return s
+        s.summary, s.output = step.summary, verdict.output
+        s.gates, s.anomalies = verdict.gates, verdict.anomalies
+        step.actions = verdict.actions  # what the gates let through (redacted if need be)
+        run = _Run(binding, run_id, started, workflow.now(), step)  # finished: now
 
         if not verdict.passed:
-            await self._report(binding, run_id, started, step, FAILED if step.context else BLOCKED)
-        elif binding.tier == "A":
-            await self._report(binding, run_id, started, step, PROPOSED)
-            s.phase, s.waiting_for = "waiting", "batch approval"
-            await self._await_sign_off(request.behavior, run_id, ("approved", "rejected"), None)
-            if self._decision == "approved":
-                await self._act(binding, run_id, step, item_id=run_id)
-        elif binding.tier == "B":
-            await self._report(binding, run_id, started, step, STAGED)
-            s.phase, s.waiting_for = "waiting", "release"
+            await self._report(run, FAILED if step.context else BLOCKED)
+        elif binding.tier is Tier.A:  # propose; act once the operator approves the batch
+            await self._report(run, PROPOSED)
+            if await self._sign_off("batch approval", (APPROVED, REJECTED), None) == APPROVED:
+                await self._act(run.act(item_id=run_id))
+        elif binding.tier is Tier.B:  # stage; act once the operator releases it
+            await self._report(run, STAGED)
             expiry = timedelta(hours=binding.stage_expiry_hours)
-            if await self._await_sign_off(request.behavior, run_id, ("released",), expiry):
-                await self._act(binding, run_id, step, item_id=run_id)
+            if await self._sign_off("release", (RELEASED,), expiry) == RELEASED:
+                await self._act(run.act(item_id=run_id))
             else:
                 s.outcome = EXPIRED  # no penalty: the ledger already has this run as staged
-        elif fused:  # C and Wings: the permit is asked at the moment of acting
-            await self._act_and_report(binding, run_id, started, step)
-        else:
-            await self._act(binding, run_id, step, item_id=None)
-            await self._report(binding, run_id, started, step, SUCCEEDED if s.acted else BLOCKED)
+        else:  # C and Wings: the permit is asked at the moment of acting
+            await self._act_and_report(run)
         s.phase, s.waiting_for = "done", None
         return s
 
     @workflow.signal
     def approve(self) -> None:
-        self._decision = self._state.decision = self._decision or "approved"
+        self._decide(APPROVED)
 
     @workflow.signal
     def reject(self, reason: str) -> None:
-        self._decision = self._state.decision = self._decision or "rejected"
+        self._decide(REJECTED)
 
     @workflow.signal
     def release(self) -> None:
-        self._decision = self._state.decision = self._decision or "released"
+        self._decide(RELEASED)
 
     @workflow.query
     def state(self) -> RunState:
         return self._state
 
-    async def _await_sign_off(
-        self, behavior: str, item_id: str, wanted: tuple[str, ...], expiry: timedelta | None
-    ) -> bool:
-        """Wait for the operator's sign-off; False if `expiry` passed first.
+    def _decide(self, decision: str) -> None:
+        self._decision = self._state.decision = self._decision or decision
 
-        The relay's signal wakes the run at once. In case a signal was lost (Temporal down when
-        the operator signed off, a CLI that could not reach it), the run also asks the ledger,
-        first after a minute, then at doubling intervals up to every 15 minutes.
+    async def _sign_off(
+        self, waiting_for: str, wanted: tuple[str, ...], expiry: timedelta | None
+    ) -> str | None:
+        """Wait for the operator's sign-off, one of `wanted`; None if `expiry` passed first.
+
+        A signal (sent once the sign-off is in the ledger) wakes the run at once. In case it was
+        lost (Temporal down when the operator signed off, a CLI that could not reach it), the
+        run also asks the ledger, first after a minute, then at doubling intervals up to every
+        15 minutes. Whatever wakes it, the act still needs the ledger's permit.
         """
-        decided = lambda: self._decision in wanted  # noqa: E731
-        if not workflow.patched(_POLL_SIGN_OFF):  # a run started before the ledger was polled
-            try:
-                await workflow.wait_condition(decided, timeout=expiry)
-                return True
-            except TimeoutError:  # wait_condition raises the builtin one
-                return False
+        s = self._state
+        s.phase, s.waiting_for = "waiting", waiting_for
         deadline = workflow.now() + expiry if expiry is not None else None
         every = _POLL_FIRST
         while True:
             wait = every if deadline is None else min(every, deadline - workflow.now())
             if wait <= timedelta(0):
-                return False
+                return None
             try:
-                await workflow.wait_condition(decided, timeout=wait)
-                return True
-            except TimeoutError:
+                await workflow.wait_condition(lambda: self._decision in wanted, timeout=wait)
+                return self._decision
+            except TimeoutError:  # wait_condition raises the builtin one
                 pass
             status = await workflow.execute_local_activity_method(
-                RuntimeActivities.sign_off, args=[behavior, item_id], start_to_close_timeout=_LEDGER
+                RuntimeActivities.sign_off,
+                args=[s.behavior, workflow.info().workflow_id],
+                start_to_close_timeout=_LEDGER,
             )
             if status in wanted:
-                self._decision = self._state.decision = status
-                return True
-            if status == "expired":
-                return False
+                self._decision = s.decision = status
+                return status
+            if status == EXPIRED:
+                return None
             every = min(every * 2, _POLL_MAX)
 
-    async def _load_binding(self, behavior: str) -> Binding:
-        binding: Binding = await workflow.execute_local_activity_method(
-            RuntimeActivities.load_binding, behavior, start_to_close_timeout=_LEDGER
-        )
-        self._state.tier = binding.tier
-        return binding
-
-    async def _run_bound_step(
-        self, run_id: str, request: RunRequest
-    ) -> tuple[Binding, StepOutput, Verdict] | None:
-        """The binding, the step and its verdict; None when the behavior is not active."""
+    async def _run_step(self, request: RunRequest, run_id: str) -> Checked:
         try:
-            bound: BoundChecked = await workflow.execute_activity_method(
-                RuntimeActivities.run_bound_step,
-                BoundStepRequest(request.behavior, run_id, request.input, workflow.now()),
+            return await workflow.execute_activity_method(
+                RuntimeActivities.run_step,
+                StepRequest(request.behavior, run_id, request.input, workflow.now()),
                 # the activity holds the step to its timeout class; this is the ceiling
                 start_to_close_timeout=timedelta(seconds=STEP_CEILING_SECONDS),
                 heartbeat_timeout=_STEP_HEARTBEAT,
                 retry_policy=_STEP_RETRY,
             )
-        except ActivityError as err:
-            # the step failed after its retry policy, or ran past its timeout class: the
-            # binding as of now names the run's tier and the failure's timeout class
-            binding = await self._load_binding(request.behavior)
-            step, verdict = await self._judge_failure(binding, run_id, err)
-            return binding, step, verdict
-        self._state.tier = bound.binding.tier
-        if bound.checked is None:
-            return None
-        return bound.binding, bound.checked.step, bound.checked.verdict
-
-    async def _run_step(
-        self, binding: Binding, run_id: str, request: RunRequest
-    ) -> tuple[StepOutput, Verdict]:
-        try:
-            checked: Checked = await workflow.execute_activity_method(
-                RuntimeActivities.run_step,
-                StepRequest(binding, run_id, request.input, workflow.now()),
-                start_to_close_timeout=timedelta(seconds=binding.step_timeout_seconds),
-                heartbeat_timeout=_STEP_HEARTBEAT,
-                retry_policy=_STEP_RETRY,
+        except ActivityError as err:  # failed after its retry policy, or past its timeout class
+            cause = err.cause
+            timed_out = isinstance(cause, ActivityTimeout) or (
+                isinstance(cause, ApplicationError) and cause.type == STEP_TIMED_OUT
             )
-            return checked.step, checked.verdict
-        except ActivityError as err:
-            return await self._judge_failure(binding, run_id, err)
+            attempts = 1 if timed_out else _STEP_RETRY.maximum_attempts
+            self._state.phase = "checking gates"  # no verdict came back: the gates judge here
+            return await workflow.execute_local_activity_method(
+                RuntimeActivities.judge_failed_step,
+                FailedStep(request.behavior, run_id, str(cause), attempts, timed_out),
+                start_to_close_timeout=_LEDGER,
+            )
 
-    async def _judge_failure(
-        self, binding: Binding, run_id: str, err: ActivityError
-    ) -> tuple[StepOutput, Verdict]:
-        # the step failed after its retry policy, or ran past its timeout class
-        cause = err.cause
-        if isinstance(cause, ActivityTimeout) or (
-            isinstance(cause, ApplicationError) and cause.type == STEP_TIMED_OUT
-        ):
-            context = {"timed_out": True, "error": "timed out", "attempts": 1}
-            context["timeout_s"] = binding.step_timeout_seconds
-        else:
-            context = {"error": str(cause), "attempts": _STEP_RETRY.maximum_attempts}
-        # no verdict came back with the step: the gates judge its failure here
-        self._state.phase = "checking gates"
-        step = StepOutput(summary=f"step failed: {context['error']}", context=context)
-        verdict: Verdict = await workflow.execute_local_activity_method(
-            RuntimeActivities.check_gates,
-            GateRequest(binding, run_id, step, _ms_since(workflow.info().start_time)),
-            start_to_close_timeout=_LEDGER,
-        )
-        return step, verdict
-
-    async def _act(
-        self, binding: Binding, run_id: str, step: StepOutput, item_id: str | None
-    ) -> None:
+    async def _act(self, request: ActRequest) -> None:
         s = self._state
         s.phase, s.waiting_for = "acting", None
         result = await workflow.execute_local_activity_method(
-            RuntimeActivities.act,
-            ActRequest(binding.behavior, run_id, item_id, step.actions),
-            start_to_close_timeout=_LEDGER,
+            RuntimeActivities.act, request, start_to_close_timeout=_LEDGER
         )
         s.acted, s.denied = result.acted, result.denied
 
-    async def _act_and_report(
-        self, binding: Binding, run_id: str, started: datetime, step: StepOutput
-    ) -> None:
+    async def _act_and_report(self, run: _Run) -> None:
         s = self._state
         s.phase, s.waiting_for = "acting", None
-        report = build_report(binding, run_id, started, workflow.now(), step, s)
         result = await workflow.execute_local_activity_method(
             RuntimeActivities.act_and_report,
-            ActAndReport(ActRequest(binding.behavior, run_id, None, step.actions), report),
+            ActAndReport(run.act(item_id=None), run.report(s)),
             start_to_close_timeout=_LEDGER,
         )
         s.acted, s.denied = result.acted, result.denied
         if result.reported:
             s.outcome = SUCCEEDED if s.acted else BLOCKED
         else:  # the ledger did not take the report after the act: report until it does
-            await self._report(binding, run_id, started, step, SUCCEEDED if s.acted else BLOCKED)
+            await self._report(run, SUCCEEDED if s.acted else BLOCKED)
 
-    async def _report(
-        self, binding: Binding, run_id: str, started: datetime, step: StepOutput, outcome: str
-    ) -> None:
+    async def _report(self, run: _Run, outcome: str) -> None:
         s = self._state
         s.phase, s.outcome = "reporting", outcome
         await workflow.execute_local_activity_method(
-            RuntimeActivities.report_outcome,
-            build_report(binding, run_id, started, workflow.now(), step, s),
-            start_to_close_timeout=_LEDGER,
+            RuntimeActivities.report_outcome, run.report(s), start_to_close_timeout=_LEDGER
         )
-
-
-def _ms_since(started: datetime) -> float:
-    return (workflow.now() - started).total_seconds() * 1000.0

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_behaviors_dir() -> Path:
+    """`behaviors/` in the working directory if there is one, else the built-in behaviors
+    installed with cleanday (so `cleanday up` and `cleanday demo` work from anywhere)."""
+    local = Path("behaviors")
+    if local.is_dir():
+        return local
+    spec = importlib.util.find_spec("behaviors")  # found, not imported
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return local
 
 
 class Settings(BaseSettings):
@@ -18,7 +31,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     token: str | None = Field(default=None, alias="CLEANDAY_TOKEN")
     timezone: str = Field(default="UTC", alias="CLEANDAY_TIMEZONE")
-    behaviors_dir: Path = Field(default=Path("behaviors"), alias="CLEANDAY_BEHAVIORS_DIR")
+    behaviors_dir: Path = Field(
+        default_factory=default_behaviors_dir, alias="CLEANDAY_BEHAVIORS_DIR"
+    )
 
     service_host: str = Field(default="127.0.0.1", alias="CLEANDAY_HOST")
     service_port: int = Field(default=8765, alias="CLEANDAY_PORT")

@@ -98,5 +98,13 @@ class WebhookRejected(CleandayError):
         super().__init__(reason)
 
 
+class LedgerUnavailable(CleandayError):
+    """The ledger service did not answer, or answered 5xx; activities retry on this."""
+
+
+class WorkOrderNotLoaded(ConfigError):
+    """The worker has no Work Order for a behavior the ledger asked it to run."""
+
+
 class SinkError(CleandayError):
     """A sink could not perform an action (bad target, unwritable data directory, ...)."""

@@ -53,8 +53,8 @@ from cleanday.models import (
     T_STATES,
     T_VERSIONS,
 )
-from cleanday.registration import content_hash, key_already_bound, preset_hash
-from cleanday.workorder import WorkOrder, load_work_order
+from cleanday.registration import content_hash, key_already_bound, load_work_order, preset_hash
+from cleanday.workorder import WorkOrder
 
 __all__ = [
     "AnomalyIn",

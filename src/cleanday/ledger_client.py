@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import aiohttp
 import httpx
 
-from cleanday.errors import CleandayError, PermitDenied, UnknownBehaviorError
+from cleanday.errors import CleandayError, LedgerUnavailable, PermitDenied, UnknownBehaviorError
 
 # the most requests to the ledger in flight at once (a worker has up to one per activity); the
 # rest wait for a connection
@@ -18,10 +18,6 @@ MAX_CONNECTIONS = 100
 # close an idle connection before the service would (uvicorn's keep-alive is 5 s), so requests
 # do not go out on connections the service is about to close
 KEEPALIVE_SECONDS = 4.0
-
-
-class LedgerUnavailable(CleandayError):
-    """The ledger service did not answer as expected; activities retry on this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +39,10 @@ class LedgerResponse:
         return json.loads(self.content)
 
 
-class _WireError(Exception):
-    """The request did not get an answer (connection refused or lost, timeout)."""
-
-
 class _Wire(Protocol):
+    """Sends one request; raises `LedgerUnavailable` (with the reason alone) when it gets no
+    answer: connection refused or lost, timeout."""
+
     async def send(self, method: str, path: str, body: bytes | None) -> LedgerResponse: ...
 
     async def aclose(self) -> None: ...
@@ -86,7 +81,7 @@ class _AiohttpWire:
             ) as response:
                 return LedgerResponse(response.status, await response.read())
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise _WireError(str(exc) or type(exc).__name__) from exc
+            raise LedgerUnavailable(str(exc) or type(exc).__name__) from exc
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -112,7 +107,7 @@ class _HttpxWire:
         try:
             response = await self._http.request(method, path, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            raise _WireError(str(exc) or type(exc).__name__) from exc
+            raise LedgerUnavailable(str(exc) or type(exc).__name__) from exc
         return LedgerResponse(response.status_code, response.content)
 
     async def aclose(self) -> None:
@@ -160,7 +155,7 @@ class LedgerClient:
         body = None if json is None else _dumps(json)
         try:
             response = await self._wire.send(method, path, body)
-        except _WireError as exc:
+        except LedgerUnavailable as exc:  # no answer: say where we asked and what to check
             raise LedgerUnavailable(
                 f"ledger service at {self.base_url} did not answer {method} {path}: {exc}; "
                 "is it running (cleanday up) and is CLEANDAY_URL right?"

@@ -1,8 +1,8 @@
 """The local model provider: OpenAI- and Anthropic-shaped endpoints, scripted answers, faults.
 
-Used by the embedded stack and the tests. Every request body is validated against the
-OpenRouter API description (`../shared/specs/openrouter-openapi.yaml` by default) and answered
-with 400 when it does not conform, so the router's requests stay honest.
+Used by the embedded stack, the demo and the tests. Every request body is validated against the
+OpenRouter API description (by default the copy shipped in the package, `cleanday/specs/`) and
+answered with 400 when it does not conform, so the router's requests stay honest.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from cleanday.errors import ConfigError
 
-DEFAULT_SPEC = Path(__file__).resolve().parents[3] / "shared" / "specs" / "openrouter-openapi.yaml"
+DEFAULT_SPEC = Path(__file__).resolve().parent / "specs" / "openrouter-openapi.yaml"
 
 PII_ANSWER = "Reach the author at jane.doe@example.com or 555-867-5309."
 MALFORMED_JSON_ANSWER = '{"tags": ["seo", "audit",'

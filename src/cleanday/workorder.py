@@ -1,15 +1,13 @@
-"""Work Orders: the YAML file in `behaviors/` that declares a behavior, validated with pydantic."""
+"""Work Orders: the schema (pydantic) of the YAML file in `behaviors/` that declares a behavior;
+`cleanday.registration` reads a file against it."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cleanday.domain import IdlePolicy, Tier
-from cleanday.errors import WorkOrderError
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{1,62}$"
 
@@ -126,95 +124,3 @@ class WorkOrder(_Strict):
 
 
 BUILTIN_GATES = frozenset({"budget", "policy", "sensitive_info", "schema", "failure"})
-
-
-# --- loading -------------------------------------------------------------------------------
-
-
-def load_work_order(path: str | Path) -> WorkOrder:
-    """Read, validate and check a Work Order file; every refusal is a `WorkOrderError` naming
-    the file, the field (with its line) and what is allowed."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise WorkOrderError(str(path), f"cannot read the file: {exc.strerror or exc}") from exc
-    return parse_work_order(text, str(path))
-
-
-def parse_work_order(text: str, source: str = "<work order>") -> WorkOrder:
-    """Validate Work Order YAML text (from a file or an API body) as `load_work_order` does."""
-    from cleanday.registration import check_no_secrets, check_work_order
-
-    # secrets first: a file holding a token is refused before anything echoes its contents
-    check_no_secrets(text, source)
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise WorkOrderError(source, f"{where}invalid YAML: {exc.problem}") from exc
-    except yaml.YAMLError as exc:
-        raise WorkOrderError(source, f"invalid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise WorkOrderError(source, "a Work Order is a YAML mapping (name:, description:, ...)")
-    try:
-        wo = WorkOrder.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        field = _field_path(loc)
-        line = _line_of(text, loc)
-        where = f" (line {line})" if line else ""
-        raise WorkOrderError(source, _explain(err) + where, field=field) from exc
-    check_work_order(wo, source)
-    return wo
-
-
-def _field_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("cron", "interval", "webhook") and out == "trigger":
-            continue  # the discriminator tag pydantic adds to the location
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _explain(err: Any) -> str:
-    kind = err.get("type", "")
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "extra_forbidden":
-        return "unknown field; remove it or check its spelling"
-    if kind == "union_tag_invalid":
-        return "trigger type must be one of: cron, interval, webhook"
-    if kind == "string_pattern_mismatch" and err["loc"] == ("name",):
-        return "must be lower_snake_case: a letter, then letters, digits or '_' (2-63 chars)"
-    return str(err.get("msg", "invalid value"))
-
-
-def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the YAML node at a pydantic error location, if it can be found."""
-    try:
-        node: Any = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-            if match is None:
-                key_node = None
-                continue
-            key_node = next(k for k, v in node.value if v is match)
-            line = key_node.start_mark.line + 1
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                break
-            node = node.value[part]
-            line = node.start_mark.line + 1
-    return line

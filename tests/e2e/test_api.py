@@ -136,6 +136,23 @@ def test_a_server_without_a_token_refuses_writes_and_says_to_set_one(service: An
     assert service.list_behaviors() == []
 
 
+def test_a_server_without_a_token_refuses_the_fast_paths_writes_as_the_routes_do(
+    service: Any,
+) -> None:
+    t = REGISTERED_AT + timedelta(hours=1)
+    with TestClient(create_app(settings(), service)) as c:
+        register(c, "alpha")
+    with TestClient(create_app(settings(token=None), service)) as c:
+        for path, body in (
+            ("/api/v1/runs", run_report("alpha", "r-1", t)),
+            ("/api/v1/permits", {"behavior": "alpha", "run_id": "r-1"}),
+        ):
+            r = c.post(path, json=body, headers=AUTH)
+            assert r.status_code == 401, (path, r.text)
+            assert "this server has no operator token" in r.json()["detail"]
+    assert [e.kind.value for e in service.history("alpha")].count("run_reported") == 0
+
+
 def test_a_run_report_with_a_naive_timestamp_is_refused_naming_the_field(
     client: TestClient, service: Any
 ) -> None:
@@ -512,7 +529,7 @@ def test_a_batch_with_a_bad_item_names_its_index_and_writes_nothing(
 
 
 def test_a_batch_larger_than_the_limit_or_empty_is_refused(client: TestClient) -> None:
-    from cleanday.service.routes.runs import MAX_BATCH
+    from cleanday.service.group_commit import MAX_BATCH
 
     register(client, "alpha")
     t = REGISTERED_AT + timedelta(hours=1)
@@ -533,7 +550,7 @@ def test_concurrent_single_reports_are_committed_together_and_a_bad_one_fails_al
 
     import httpx
 
-    from cleanday.service.routes.runs import _GroupCommit
+    from cleanday.service.group_commit import GroupCommit
 
     register(client, "alpha")
     register(client, "beta")
@@ -552,7 +569,7 @@ def test_concurrent_single_reports_are_committed_together_and_a_bad_one_fails_al
 
     async def post_all() -> list[httpx.Response]:
         # a long window, so that the test sees one group whatever the machine's load
-        app.state.run_group_commit = _GroupCommit(service, asyncio.get_running_loop(), 0.5)
+        app.state.run_group_commit = GroupCommit(service, asyncio.get_running_loop(), 0.5)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as ac:
             return await asyncio.gather(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -287,3 +289,49 @@ def test_batch_list_approve_reject_and_release_sign_off_without_temporal(
     _report(env, [run_report("alpha", "b-1", now + timedelta(minutes=5), outcome="staged")])
     released = cli(env, "release", "alpha", "b-1")
     assert released.exit_code == 0 and "released b-1" in released.stdout
+
+
+def test_migrate_upgrades_the_ledger_database_to_head_and_says_so_then_changes_nothing(
+    env: dict[str, str], engine: Any
+) -> None:
+    from alembic import command
+
+    from cleanday.db import alembic_config, current_revision, head_revision, write_connection
+
+    with write_connection(engine) as conn:  # as a database left by an older cleanday
+        command.downgrade(alembic_config(conn), "0003_listing")
+    upgraded = cli(env, "migrate")
+    assert upgraded.exit_code == 0, upgraded.output
+    head = head_revision()
+    assert f"upgraded from 0003_listing to revision {head}" in upgraded.stdout
+    assert current_revision(engine) == head
+    again = cli(env, "migrate")
+    assert again.exit_code == 0, again.output
+    assert f"at revision {head} already; nothing to do" in again.stdout
+
+
+def test_migrate_creates_the_ledger_in_an_empty_data_dir(tmp_path: Path) -> None:
+    from cleanday.db import head_revision
+
+    data = tmp_path / "fresh"
+    result = cli({"CLEANDAY_DATA_DIR": str(data), "DATABASE_URL": ""}, "migrate")
+    assert result.exit_code == 0, result.output
+    assert f"upgraded from empty to revision {head_revision()}" in result.stdout
+    assert (data / "ledger.db").is_file()
+
+
+def test_version_starts_without_the_settings_or_the_database_stack() -> None:
+    # issue 11 wants read verbs under 0.3 s: every verb module is imported at start-up, so a
+    # heavy import at the top of one would slow every verb
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from cleanday.cli import app\n"
+        "assert CliRunner().invoke(app, ['version']).exit_code == 0\n"
+        "heavy = {'sqlalchemy', 'pydantic_settings', 'fastapi', 'alembic', 'temporalio'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import yaml
 
-from cleanday.errors import CleandayError, PermitDenied, UnknownBehaviorError
-from cleanday.ledger_client import LedgerClient, LedgerUnavailable
+from cleanday.errors import CleandayError, LedgerUnavailable, PermitDenied, UnknownBehaviorError
+from cleanday.ledger_client import LedgerClient
 from cleanday.localprovider import ServerThread
 from tests.temporal.harness import TOKEN, ledger_app, work_order
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import typer
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from cleanday.cli import app
 from cleanday.config import get_settings
 from cleanday.domain import Tier
 from cleanday.errors import ConfigError, UnknownBehaviorError
 from cleanday.presets import PresetStore
-from cleanday.router.cli import register_commands
 from cleanday.workorder import PresetSpec
 from tests.fakes.router_fixtures import routing_engine, sqlite_engine, work_order
 
@@ -104,9 +103,6 @@ def test_preset_history_and_restore_commands(
     store.record("seo_audit", spec())
     store.publish_for_tier("seo_audit", Tier.A, reason="registration")
     store.record("seo_audit", spec(model="anthropic/test-model-b"))
-    app = typer.Typer()
-    app.command("noop")(lambda: None)
-    register_commands(app)
     runner = CliRunner()
     out = runner.invoke(app, ["preset", "history", "seo_audit"])
     assert out.exit_code == 0, out.output
@@ -138,9 +134,6 @@ def test_keys_command_lists_spend_cap_share_and_projection(
     router.bind_local(work_order())
     reservation = router.spend.reserve("seo_audit", 0.25)
     router.spend.settle(reservation, 0.25)
-    app = typer.Typer()
-    app.command("noop")(lambda: None)
-    register_commands(app)
     out = CliRunner().invoke(app, ["keys"])
     assert out.exit_code == 0, out.output
     row = out.output.strip().splitlines()[1]

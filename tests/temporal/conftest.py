@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
 from cleanday.localprovider import local_provider_in_thread
-from tests.temporal.harness import Stack, ledger_app, running_stack, temporal_binary
+from cleanday.runtime.binaries import temporal_binary
+from tests.temporal.harness import Stack, ledger_app, running_stack
 
 
 @pytest_asyncio.fixture

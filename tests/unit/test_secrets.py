@@ -12,13 +12,13 @@ import yaml
 
 import cleanday.secrets as secrets_module
 from cleanday.errors import SecretResolutionError, WorkOrderError
+from cleanday.registration import parse_work_order
 from cleanday.secrets import (
     SecretResolver,
     known_schemes,
     register_scheme,
     unregister_scheme,
 )
-from cleanday.workorder import parse_work_order
 
 VAULT = {"hooks/logger": "vault-canary-hook-8e1f", "keys/tagger": "vault-canary-key-51ab"}
 

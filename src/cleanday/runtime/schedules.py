@@ -23,6 +23,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 from workflows.behavior_run import BehaviorRun
 
+from cleanday.domain import Status
 from cleanday.ledger_client import LedgerClient
 from cleanday.runtime.types import RunRequest
 from cleanday.workorder import CronTrigger, IntervalTrigger, WorkOrder
@@ -75,19 +76,19 @@ async def _existing(client: Client, behavior: str) -> ScheduleHandle | None:
     return handle
 
 
-async def apply(client: Client, wo: WorkOrder, status: str, task_queue: str) -> str:
+async def apply(client: Client, wo: WorkOrder, status: Status, task_queue: str) -> str:
     """Make the behavior's schedule match its Work Order and ledger status; says what it did.
 
     active → running; paused/quarantined → paused; retired → deleted.
     """
-    name = wo.name
+    name, status = wo.name, Status(status)
     handle = await _existing(client, name)
-    if status == "retired":
+    if status is Status.RETIRED:
         if handle is not None:
             await handle.delete()
             return "deleted"
         return "absent"
-    paused = status != "active"
+    paused = status is not Status.ACTIVE
     schedule = schedule_for(wo, task_queue, paused=paused)
     if schedule is None:
         if handle is not None:  # the trigger became a webhook
@@ -126,7 +127,7 @@ async def sync_schedules(
     done: dict[str, str] = {}
     for wo in work_orders:
         body = await ledger.behavior(wo.name)
-        status = str(body.get("state", body)["status"])
+        status = Status(body.get("state", body)["status"])
         done[wo.name] = await apply(client, wo, status, task_queue)
     log.info("schedules: %s", done)
     return done

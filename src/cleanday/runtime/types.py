@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# at module level, not under TYPE_CHECKING: the data converter resolves these annotations
+from cleanday.domain import Status, Tier
+
 TASK_QUEUE = "cleanday"
 
 # Outcomes a run reports (docs/contracts.md section 2).
@@ -15,6 +18,12 @@ BLOCKED = "blocked"
 PROPOSED = "proposed"
 STAGED = "staged"
 EXPIRED = "expired"
+SKIPPED = "skipped"  # the behavior was not active when its run started: nothing ran
+
+# The operator's sign-off on a proposal (A) or staged item (B), as the ledger and the signals say
+APPROVED = "approved"
+REJECTED = "rejected"
+RELEASED = "released"
 
 
 @dataclass
@@ -28,11 +37,11 @@ class RunRequest:
 
 @dataclass
 class Binding:
-    """What the ledger says about the behavior at the start of the run."""
+    """What the ledger says about the behavior when its step starts (on the wire: strings)."""
 
     behavior: str
-    tier: str
-    status: str
+    tier: Tier
+    status: Status
     preset_version: int | None
     key_ref: str
     stage_expiry_hours: float
@@ -50,14 +59,6 @@ class GateOutcome:
 class AnomalyOutcome:
     name: str
     detail: str = ""
-
-
-@dataclass
-class StepRequest:
-    binding: Binding
-    run_id: str
-    input: dict[str, Any]
-    now: datetime
 
 
 @dataclass
@@ -82,14 +83,6 @@ class StepOutput:
 
 
 @dataclass
-class GateRequest:
-    binding: Binding
-    run_id: str
-    step: StepOutput
-    latency_ms: float
-
-
-@dataclass
 class Verdict:
     gates: list[GateOutcome]
     anomalies: list[AnomalyOutcome]
@@ -102,16 +95,8 @@ class Verdict:
 
 
 @dataclass
-class Checked:
-    """The step's output and every gate's verdict on it, from the one activity that ran both."""
-
-    step: StepOutput
-    verdict: Verdict
-
-
-@dataclass
-class BoundStepRequest:
-    """The step of a run whose binding the step's activity reads itself, as of the step."""
+class StepRequest:
+    """A run's step: the activity reads the behavior's binding itself, as of the step."""
 
     behavior: str
     run_id: str
@@ -120,12 +105,24 @@ class BoundStepRequest:
 
 
 @dataclass
-class BoundChecked:
-    """The binding read at the step, and the checked step (None when the behavior is not
-    active: nothing ran)."""
+class FailedStep:
+    """A step that failed after its retry policy or ran past its timeout class, for the gates."""
+
+    behavior: str
+    run_id: str
+    error: str
+    attempts: int
+    timed_out: bool = False
+
+
+@dataclass
+class Checked:
+    """The binding read at the step and, when the behavior was active, what the step produced
+    and every gate's verdict on it (both None when nothing ran)."""
 
     binding: Binding
-    checked: Checked | None = None
+    step: StepOutput | None = None
+    verdict: Verdict | None = None
 
 
 @dataclass
@@ -158,7 +155,7 @@ class RunState:
     """What a query shows about a run in flight, and what the workflow returns."""
 
     behavior: str = ""
-    tier: str | None = None
+    tier: Tier | None = None
     phase: str = "starting"
     waiting_for: str | None = None
     output: Any = None

@@ -1,4 +1,5 @@
-"""The ledger service's HTTP app: routes, error mapping, and the scheduler in its lifespan."""
+"""The ledger service's HTTP app: routes, fast paths, error handlers, and the scheduler in its
+lifespan."""
 
 from __future__ import annotations
 
@@ -13,41 +14,11 @@ from sqlalchemy.exc import OperationalError
 
 from cleanday import __version__
 from cleanday.config import Settings
-from cleanday.errors import (
-    CleandayError,
-    ConfigError,
-    DecisionError,
-    LedgerIntegrityError,
-    PermitDenied,
-    RegistrationError,
-    UnknownBehaviorError,
-    UnknownItemError,
-    WebhookRejected,
-    WorkOrderError,
-)
+from cleanday.errors import CleandayError
 from cleanday.ledger import LedgerService
+from cleanday.service.errors import status_for
+from cleanday.service.fastpath import FAST_PATHS
 from cleanday.service.routes import behaviors, days, pane, permits, reviews, runs
-
-# most specific first: the first isinstance match decides the status
-_STATUS: tuple[tuple[type[CleandayError], int], ...] = (
-    (UnknownBehaviorError, status.HTTP_404_NOT_FOUND),
-    (UnknownItemError, status.HTTP_404_NOT_FOUND),
-    (PermitDenied, status.HTTP_403_FORBIDDEN),
-    (WorkOrderError, 422),
-    (RegistrationError, status.HTTP_409_CONFLICT),
-    (DecisionError, status.HTTP_409_CONFLICT),
-    (LedgerIntegrityError, status.HTTP_409_CONFLICT),
-    (ConfigError, status.HTTP_500_INTERNAL_SERVER_ERROR),
-)
-
-
-def status_for(exc: CleandayError) -> int:
-    if isinstance(exc, WebhookRejected):
-        return exc.status
-    for kind, code in _STATUS:
-        if isinstance(exc, kind):
-            return code
-    return status.HTTP_400_BAD_REQUEST
 
 
 def build_service(settings: Settings) -> LedgerService:
@@ -119,7 +90,7 @@ def create_app(
     for module in (pane, behaviors, runs, permits, reviews, days):
         app.include_router(module.router)
     # a worker's requests of every run skip the routing machinery (cleanday.service.fastpath)
-    for fast in (runs.IngestFastPath, permits.PermitFastPath, behaviors.StateFastPath):
+    for fast in FAST_PATHS:
         app.add_middleware(fast)
     return app
 

@@ -25,32 +25,34 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
+def operator_refusal(expected: str | None, presented: str | None) -> str | None:
+    """Why a write presenting the bearer token `presented` is refused, or None when it is the
+    operator's (`expected`, CLEANDAY_TOKEN); a server without a token refuses every write.
+
+    The one token check: the routes' dependency and the fast paths both ask it."""
+    if not expected:
+        return (
+            "writes are refused: this server has no operator token; set CLEANDAY_TOKEN "
+            "in the service's environment and send it as 'Authorization: Bearer <token>'"
+        )
+    if presented is None:
+        return "missing operator token: send 'Authorization: Bearer <CLEANDAY_TOKEN>'"
+    # constant-time comparison so the token cannot be guessed byte by byte from timings
+    if not secrets.compare_digest(presented.encode(), expected.encode()):
+        return "wrong operator token: send the server's CLEANDAY_TOKEN as the bearer token"
+    return None
+
+
 async def require_operator(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """Refuse a write unless it carries the operator token; a server without one refuses all."""
-    expected = settings_of(request).token
-    challenge = {"WWW-Authenticate": "Bearer"}
-    if not expected:
+    """Refuse a write unless it carries the operator token (401 saying what to send)."""
+    presented = credentials.credentials if credentials is not None else None
+    refusal = operator_refusal(settings_of(request).token, presented)
+    if refusal is not None:
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "writes are refused: this server has no operator token; set CLEANDAY_TOKEN "
-            "in the service's environment and send it as 'Authorization: Bearer <token>'",
-            headers=challenge,
-        )
-    if credentials is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing operator token: send 'Authorization: Bearer <CLEANDAY_TOKEN>'",
-            headers=challenge,
-        )
-    # constant-time comparison so the token cannot be guessed byte by byte from timings
-    if not secrets.compare_digest(credentials.credentials.encode(), expected.encode()):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "wrong operator token: send the server's CLEANDAY_TOKEN as the bearer token",
-            headers=challenge,
+            status.HTTP_401_UNAUTHORIZED, refusal, headers={"WWW-Authenticate": "Bearer"}
         )
 
 

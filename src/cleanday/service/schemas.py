@@ -1,4 +1,5 @@
-"""Request bodies of the HTTP API, strict so that a bad body is refused naming the field."""
+"""Bodies of the HTTP API: requests strict, so that a bad body is refused naming the field, and
+the answers built from the ledger's results."""
 
 # the run report body is `cleanday.ledger.RunReport`, shared with the workers' client
 
@@ -9,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cleanday.domain import Decision, Status, Tier
+from cleanday.domain import BehaviorState, Decision, Status, Tier
 from cleanday.ledger import BehaviorRow
 
 OverrideKind = Literal["rejected", "edited", "rerun", "forced_tier", "let_through", "manual"]
@@ -111,3 +112,20 @@ class DecisionOut(BaseModel):
     week: date
     behavior: str
     decision: Decision
+
+
+def state_out(state: BehaviorState) -> StateOut:
+    """A behavior's state as the API answers it (`GET .../{name}/state`, in its detail too)."""
+    failure = state.last_failure
+    return StateOut(
+        tier=state.tier,
+        status=state.status,
+        clean_days=state.clean_days,
+        candidate=state.candidate,
+        last_gate_failure=failure.on if failure else None,
+        last_failure_gate=failure.gate if failure else None,
+        last_failure_reason=failure.reason if failure else None,
+        tier_since=state.tier_since,
+        registered_at=state.registered_at,
+        quarantined_at=state.quarantined_at,
+    )

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from cleanday.domain import BehaviorState
 from cleanday.ledger import (
     BatchResult,
     BehaviorRow,
@@ -18,8 +15,8 @@ from cleanday.ledger import (
     PendingItemRow,
     RegistrationResult,
 )
+from cleanday.registration import parse_work_order
 from cleanday.service.deps import Operator, get_service
-from cleanday.service.fastpath import Answer, FastPath
 from cleanday.service.schemas import (
     BatchApproveIn,
     BatchRejectIn,
@@ -29,11 +26,13 @@ from cleanday.service.schemas import (
     StateOut,
     TierChangeOut,
     WorkOrderSummary,
+    state_out,
 )
 from cleanday.service.serialize import to_jsonable
-from cleanday.workorder import WorkOrder, parse_work_order
+from cleanday.workorder import WorkOrder
 
-router = APIRouter(prefix="/api/v1/behaviors", tags=["behaviors"])
+BEHAVIORS_PATH = "/api/v1/behaviors"
+router = APIRouter(prefix=BEHAVIORS_PATH, tags=["behaviors"])
 Service = Annotated[LedgerService, Depends(get_service)]
 
 
@@ -76,22 +75,6 @@ def register(body: RegisterIn, service: Service, response: Response) -> Registra
     return result
 
 
-def state_out(state: BehaviorState) -> StateOut:
-    failure = state.last_failure
-    return StateOut(
-        tier=state.tier,
-        status=state.status,
-        clean_days=state.clean_days,
-        candidate=state.candidate,
-        last_gate_failure=failure.on if failure else None,
-        last_failure_gate=failure.gate if failure else None,
-        last_failure_reason=failure.reason if failure else None,
-        tier_since=state.tier_since,
-        registered_at=state.registered_at,
-        quarantined_at=state.quarantined_at,
-    )
-
-
 @router.get("/{name}", summary="A behavior's state, tier changes and Work Order summary")
 def get_behavior(name: str, service: Service) -> BehaviorDetail:
     state = service.state(name)
@@ -111,21 +94,6 @@ def get_behavior(name: str, service: Service) -> BehaviorDetail:
 )
 def get_state(name: str, service: Service) -> StateOut:
     return state_out(service.state(name))
-
-
-class StateFastPath(FastPath):
-    """`GET /api/v1/behaviors/{name}/state`, answered as the route answers it without
-    FastAPI's machinery: a worker reads it at the start of every run."""
-
-    _path = re.compile(r"/api/v1/behaviors/([^/]+)/state")
-
-    def matches(self, path: str) -> re.Match[str] | None:
-        return self._path.fullmatch(path)
-
-    async def answer(self, state: Any, match: Any, body: bytes) -> Answer | None:
-        service: LedgerService = state.service
-        found = await asyncio.to_thread(service.state, match.group(1))
-        return 200, state_out(found).model_dump_json().encode()
 
 
 @router.get("/{name}/history", summary="A behavior's ledger entries, oldest first")

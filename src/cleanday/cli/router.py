@@ -1,40 +1,48 @@
-"""`cleanday keys` and `cleanday preset history|restore`: the router's part of the command line."""
+"""The router's verbs: `cleanday keys` (spend against each key's cap) and `cleanday preset
+history|restore` (preset versions)."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import typer
-from sqlalchemy import Engine
 
-from cleanday.budget import SpendStore
-from cleanday.config import Settings, get_settings
-from cleanday.db import make_engine
+from cleanday.cli.common import current_settings, friendly
 from cleanday.errors import CleandayError
-from cleanday.presets import PresetStore
 
-preset_app = typer.Typer(no_args_is_help=True, help="Preset versions: history and restore.")
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from cleanday.config import Settings
+
+app = typer.Typer()
+preset = typer.Typer(no_args_is_help=True, help="Preset versions: history and restore.")
 
 
 def _engine(settings: Settings) -> Engine:
+    from cleanday.db import make_engine
+
     return make_engine(settings.resolved_database_url)
-
-
-def _fail(exc: CleandayError) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(1)
 
 
 def _usd(amount: float) -> str:
     return f"${amount:,.2f}"
 
 
+@app.command("keys")
+@friendly
 def keys() -> None:
     """Spend, cap, share used and projected end-of-period spend for every key."""
-    settings = get_settings()
-    rows = SpendStore(_engine(settings), timezone=settings.timezone).report(datetime.now(UTC))
+    from cleanday.budget import SpendStore
+
+    settings = current_settings()
+    engine = _engine(settings)
+    try:
+        rows = SpendStore(engine, timezone=settings.timezone).report(datetime.now(UTC))
+    finally:
+        engine.dispose()
     if not rows:
         typer.echo("no keys bound; register a Work Order first")
         return
@@ -52,17 +60,21 @@ def keys() -> None:
         )
 
 
-@preset_app.command("history")
-def preset_history(name: str) -> None:
+@preset.command("history")
+@friendly
+def history(name: str) -> None:
     """Every version of a behavior's preset, oldest first, with where each was published."""
-    store = PresetStore(_engine(get_settings()))
+    from cleanday.presets import PresetStore
+
+    engine = _engine(current_settings())
     try:
+        store = PresetStore(engine)
         versions = store.history(name)
         publications = store.publications(name)
-    except CleandayError as exc:
-        raise _fail(exc) from None
+    finally:
+        engine.dispose()
     if not versions:
-        raise _fail(CleandayError(f"behavior {name!r} has no preset versions; register it first"))
+        raise CleandayError(f"behavior {name!r} has no preset versions; register it first")
     for v in versions:
         tiers = sorted({p.tier for p in publications if p.version == v.version})
         where = f"  published for {', '.join(tiers)}" if tiers else ""
@@ -72,23 +84,18 @@ def preset_history(name: str) -> None:
         )
 
 
-@preset_app.command("restore")
-def preset_restore(name: str, version: int) -> None:
+@preset.command("restore")
+@friendly
+def restore(name: str, version: int) -> None:
     """Make a new version equal to VERSION (history is kept)."""
+    import asyncio
+
     from cleanday.router.core import Router
 
-    settings = get_settings()
+    settings = current_settings()
     router = Router.from_settings(settings, _engine(settings))
     try:
         restored = asyncio.run(router.restore_preset(name, version))
-    except CleandayError as exc:
-        raise _fail(exc) from None
     finally:
         router.engine.dispose()
     typer.echo(f"{name}: v{restored.version} restored from v{version}")
-
-
-def register_commands(app: typer.Typer) -> None:
-    """Add `keys` and `preset ...` to the main `cleanday` command."""
-    app.command("keys")(keys)
-    app.add_typer(preset_app, name="preset")

@@ -1,0 +1,40 @@
+"""Which HTTP status answers each cleanday error: one table, for the routes and the fast paths."""
+
+from __future__ import annotations
+
+from starlette import status
+
+from cleanday.errors import (
+    CleandayError,
+    ConfigError,
+    DecisionError,
+    LedgerIntegrityError,
+    PermitDenied,
+    RegistrationError,
+    UnknownBehaviorError,
+    UnknownItemError,
+    WebhookRejected,
+    WorkOrderError,
+)
+
+# most specific first: the first isinstance match decides the status
+_STATUS: tuple[tuple[type[CleandayError], int], ...] = (
+    (UnknownBehaviorError, status.HTTP_404_NOT_FOUND),
+    (UnknownItemError, status.HTTP_404_NOT_FOUND),
+    (PermitDenied, status.HTTP_403_FORBIDDEN),
+    (WorkOrderError, 422),
+    (RegistrationError, status.HTTP_409_CONFLICT),
+    (DecisionError, status.HTTP_409_CONFLICT),
+    (LedgerIntegrityError, status.HTTP_409_CONFLICT),
+    (ConfigError, status.HTTP_500_INTERNAL_SERVER_ERROR),
+)
+
+
+def status_for(exc: CleandayError) -> int:
+    """The status to answer `exc` with; its message is the answer's `detail`."""
+    if isinstance(exc, WebhookRejected):
+        return exc.status
+    for kind, code in _STATUS:
+        if isinstance(exc, kind):
+            return code
+    return status.HTTP_400_BAD_REQUEST
