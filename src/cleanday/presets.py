@@ -12,9 +12,9 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
+from cleanday.budget import PresetReader, SqlAlchemyTx
 from cleanday.domain import Tier
 from cleanday.errors import ConfigError, UnknownBehaviorError
-from cleanday.keys import PresetReader, SqlAlchemyTx
 from cleanday.router.tables import PresetPublication, PresetVersionRow
 from cleanday.workorder import PresetSpec
 

@@ -13,13 +13,14 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
+from cleanday.budget import SpendStore
 from cleanday.config import Settings
 from cleanday.domain import Tier
-from cleanday.keys import SecretResolver, SpendStore
 from cleanday.localprovider import ServerThread
 from cleanday.presets import PresetStore
 from cleanday.router import Router
 from cleanday.router.tables import ROUTING_TABLES
+from cleanday.secrets import SecretResolver
 from tests.fakes.openrouter import create_fake_openrouter
 from tests.fakes.router_fixtures import CANARY, routing_engine, work_order
 
