@@ -30,12 +30,13 @@ from pathlib import Path
 
 import httpx
 
+from cleanday.budget import SpendStore
 from cleanday.config import Settings
 from cleanday.db import make_engine, migrate
 from cleanday.domain import Tier
-from cleanday.keys import SecretResolver, SpendStore
 from cleanday.presets import PresetStore
 from cleanday.router import Router, RouterConfig
+from cleanday.secrets import SecretResolver
 from cleanday.workorder import WorkOrder
 
 TARGET_P50_MS = 2.0

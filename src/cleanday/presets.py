@@ -13,9 +13,9 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
+from cleanday.budget import PresetReader, SqlAlchemyTx
 from cleanday.domain import Tier
 from cleanday.errors import ConfigError, UnknownBehaviorError
-from cleanday.keys import PresetReader, SqlAlchemyTx
 from cleanday.models import T_BEHAVIORS
 from cleanday.router.tables import PresetPublication, PresetVersionRow
 from cleanday.workorder import PresetSpec

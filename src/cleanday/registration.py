@@ -1,6 +1,6 @@
 """Reading a Work Order for registration: the YAML validated against `cleanday.workorder`, what
-registration refuses before anything is stored (literal secrets, unknown gates, bad cron or time
-zone, missing entry points), and how versions are told apart."""
+registration refuses before anything is stored (literal secrets, unknown secret schemes, unknown
+gates, bad cron or time zone, missing entry points), and how versions are told apart."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from croniter import croniter
 from pydantic import ValidationError
 
 from cleanday.chain import canonical_json
-from cleanday.errors import WorkOrderError
+from cleanday.errors import SecretResolutionError, WorkOrderError
+from cleanday.secrets import check_reference, split_reference
 from cleanday.workorder import BUILTIN_GATES, CronTrigger, WebhookTrigger, WorkOrder
 
 # Shapes of real credentials. A Work Order names a key by reference (env:NAME); one of these
@@ -35,10 +36,6 @@ _TOKEN_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("a bearer token", re.compile(r"\bBearer\s+[A-Za-z0-9._~+/-]{16,}=*")),
     ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
 )
-
-# A reference is `scheme:rest` (env:NAME, file:/path, vault:path) or a bare env var name.
-_REF_SCHEME = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*):(?P<rest>.+)$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def check_no_secrets(text: str, source: str) -> None:
@@ -70,15 +67,19 @@ def looks_like_secret(value: str) -> bool:
 
 
 def _check_ref(ref: str, field: str, source: str) -> None:
-    m = _REF_SCHEME.match(ref)
-    rest = m.group("rest") if m else ref
-    if looks_like_secret(rest) or (m is None and not _ENV_NAME.match(ref)):
+    """A reference (`cleanday.secrets`), not a literal secret, in a scheme this process knows."""
+    parts = split_reference(ref)
+    if parts is None or looks_like_secret(parts[1]):
         raise WorkOrderError(
             source,
-            "must be a reference such as env:NAME, file:/path or vault:path, not a literal "
-            "secret; put the secret in the environment and reference it",
+            "must be a reference such as env:NAME or file:/path, not a literal secret; put "
+            "the secret in the environment and reference it",
             field=field,
         )
+    try:
+        check_reference(ref)
+    except SecretResolutionError as exc:
+        raise WorkOrderError(source, str(exc), field=field) from None
 
 
 def check_work_order(wo: WorkOrder, source: str) -> None:

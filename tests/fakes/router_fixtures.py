@@ -11,12 +11,13 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
+from cleanday.budget import SpendStore
 from cleanday.config import Settings
 from cleanday.db import make_engine, migrate
-from cleanday.keys import SecretResolver, SpendStore
 from cleanday.localprovider import DEFAULT_SPEC, ServerThread, create_app, validator_for
 from cleanday.presets import PresetStore
 from cleanday.router import Router, RouterConfig
+from cleanday.secrets import SecretResolver
 from cleanday.workorder import WorkOrder
 
 CANARY = "test-canary-3f9a-do-not-leak-7c21"

@@ -15,10 +15,11 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
+from cleanday.budget import SpendStore, period_bounds
 from cleanday.domain import Tier
 from cleanday.errors import BudgetExceeded, RegistrationError, SecretResolutionError
-from cleanday.keys import SecretResolver, SpendStore, period_bounds
 from cleanday.router import RouterConfig
+from cleanday.secrets import SecretResolver
 from tests.fakes.router_fixtures import (
     CANARY,
     MakeRouter,
@@ -235,7 +236,7 @@ def test_unresolvable_reference_names_the_reference_never_a_value(tmp_path: obje
     with pytest.raises(SecretResolutionError, match="env:MISSING") as err:
         resolver.resolve("env:MISSING")
     assert CANARY not in str(err.value)
-    with pytest.raises(SecretResolutionError, match="unknown scheme 'vault'"):
+    with pytest.raises(SecretResolutionError, match="unknown secret scheme 'vault'"):
         resolver.resolve("vault:secret/x")
     resolver.register("vault", lambda path: CANARY if path == "secret/x" else "")
     secret = resolver.resolve("vault:secret/x")

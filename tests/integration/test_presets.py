@@ -121,9 +121,10 @@ def test_preset_history_and_restore_commands(
 def test_keys_command_lists_spend_cap_share_and_projection(
     sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from cleanday.budget import SpendStore
     from cleanday.config import Settings
-    from cleanday.keys import SecretResolver, SpendStore
     from cleanday.router import Router
+    from cleanday.secrets import SecretResolver
 
     monkeypatch.setenv("DATABASE_URL", str(sqlite_engine.url))
     get_settings.cache_clear()

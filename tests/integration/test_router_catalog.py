@@ -12,13 +12,14 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
+from cleanday.budget import SpendStore
 from cleanday.config import Settings
 from cleanday.domain import Tier
-from cleanday.keys import SecretResolver, SpendStore
 from cleanday.localprovider import ServerThread
 from cleanday.presets import PresetStore
 from cleanday.router import ModelInfo, Router, RouterConfig
 from cleanday.router.catalog import ModelCatalog
+from cleanday.secrets import SecretResolver
 from tests.fakes.openrouter import create_fake_openrouter, fake_model
 from tests.fakes.router_fixtures import CANARY, routing_engine, work_order
 

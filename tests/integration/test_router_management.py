@@ -14,9 +14,9 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
+from cleanday.budget import SpendStore
 from cleanday.config import Settings
 from cleanday.domain import Policy, Tier
-from cleanday.keys import SecretResolver, SpendStore
 from cleanday.ledger import LedgerService
 from cleanday.localprovider import ServerThread
 from cleanday.outbox import OutboxDelivery
@@ -25,6 +25,7 @@ from cleanday.reactions import presets
 from cleanday.router import Router
 from cleanday.router.tables import ROUTING_TABLES
 from cleanday.runtime.wakeups import publish_presets
+from cleanday.secrets import SecretResolver
 from tests.fakes.openrouter import create_fake_openrouter
 from tests.fakes.router_fixtures import CANARY, routing_engine, work_order
 

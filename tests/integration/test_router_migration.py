@@ -48,9 +48,9 @@ def _reserve_functions(engine: Engine) -> list[str]:
 async def test_the_budget_functions_come_and_go_with_migration_0004(engine: Engine) -> None:
     from alembic import command
 
+    from cleanday.budget import SpendStore
     from cleanday.db import alembic_config, migrate, write_connection
     from cleanday.errors import ConfigError
-    from cleanday.keys import SpendStore
 
     expected = ["cleanday_budget_fingerprint", "cleanday_reserve"]
     postgres = engine.dialect.name == "postgresql"

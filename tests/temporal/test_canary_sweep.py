@@ -26,15 +26,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cleanday.budget import SpendStore
 from cleanday.config import Settings
 from cleanday.db import make_engine, migrate
 from cleanday.domain import Tier
 from cleanday.errors import RoutingError
-from cleanday.keys import SecretResolver, SpendStore
 from cleanday.presets import PresetStore
 from cleanday.router import Router
 from cleanday.runtime.demo import DemoTrace, run_demo
 from cleanday.runtime.worker import load_work_orders
+from cleanday.secrets import SecretResolver
 from cleanday.workorder import WorkOrder
 
 HOOK_SECRET_VAR = "CLEANDAY_WEBHOOK_SECRET_WEBHOOK_LOGGER"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from temporalio.exceptions import ApplicationError
 
-from cleanday.keys import Redactor, redact_secrets
 from cleanday.runtime.redaction import without_secrets
+from cleanday.secrets import Redactor, redact_secrets
 
 
 def test_a_secret_that_contains_another_is_struck_out_whole() -> None:

@@ -10,11 +10,12 @@ import pytest
 
 from cleanday.domain import Tier
 from cleanday.errors import ConfigError, PolicyViolation
-from cleanday.keys import Redactor
 from cleanday.presets import PresetVersion, check_tightening, content_hash
+from cleanday.router.call import Route
 from cleanday.router.config import ModelInfo, RouterConfig, load_router_config
 from cleanday.router.core import _retry_after
-from cleanday.router.guardrails import Route, check_routes, effective_guardrails
+from cleanday.router.guardrails import check_routes, effective_guardrails
+from cleanday.secrets import Redactor
 from cleanday.workorder import Guardrails, PresetSpec
 
 

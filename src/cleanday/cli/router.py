@@ -35,7 +35,7 @@ def _usd(amount: float) -> str:
 @friendly
 def keys() -> None:
     """Spend, cap, share used and projected end-of-period spend for every key."""
-    from cleanday.keys import SpendStore
+    from cleanday.budget import SpendStore
 
     settings = current_settings()
     engine = _engine(settings)

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from cleanday.router.config import ModelInfo, RouterConfig, load_router_config
     from cleanday.router.core import Router, shared_client
 
-# imported on first use: cleanday.keys and cleanday.presets import router.tables, and the
+# imported on first use: cleanday.budget and cleanday.presets import router.tables, and the
 # router core imports them back
 _LAZY = {
     "ModelInfo": "cleanday.router.config",

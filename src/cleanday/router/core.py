@@ -5,9 +5,10 @@ The decisions, in the order they are taken for a call:
 1. Read the behavior's binding (key reference, cap, cadence, transports, guardrails) and its
    current preset version (on PostgreSQL from a cache the reservation revalidates); apply the
    tier's parameter overrides; take the timeout class (see `timeout_class`).
-2. Plan the routes (the Work Order's transport order; Anthropic only for models it serves)
-   and check every guardrail against every route before anything is sent. A violation raises
-   PolicyViolation: the router never quietly drops to a route that happens to be allowed.
+2. Plan the routes (the Work Order's transport order; each transport offers a route, Anthropic
+   only for models it serves) and check every guardrail against every route before anything
+   is sent. A violation raises PolicyViolation: the router never quietly drops to a route that
+   happens to be allowed.
 3. Before *every* request (first try, 429 retry, fallback) reserve the call's estimate against
    the key's cap under a database lock (BudgetExceeded, nothing sent, when it would pass);
    settle the reservation with the actual cost afterwards (an answered call's settlement is
@@ -25,6 +26,10 @@ The decisions, in the order they are taken for a call:
 
 Every error carries `.attempts`; texts that came from a provider pass through the redactor, so
 a provider that echoes a key back never puts it into an exception, a log line or a table.
+
+What one call needs is fixed in a `Call` before its first request. What differs between
+providers (the request's shape, the answer's, the key sent, the guardrails only one knows) is
+each transport's module in `router/transports/`; the decisions above are the same for all.
 """
 
 from __future__ import annotations
@@ -33,7 +38,6 @@ import asyncio
 import contextlib
 import dataclasses
 import email.utils
-import json
 import logging
 import time
 import weakref
@@ -48,6 +52,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 from sqlmodel import Session, select
 
+from cleanday.budget import SQL_BINDING, BindingRow, PresetReader, Reservation, SpendStore
 from cleanday.config import Settings
 from cleanday.db import make_engine
 from cleanday.domain import Tier
@@ -62,24 +67,18 @@ from cleanday.errors import (
     SecretResolutionError,
     UnknownBehaviorError,
 )
-from cleanday.keys import (
-    SQL_BINDING,
-    BindingRow,
-    PresetReader,
-    Redactor,
-    Reservation,
-    Secret,
-    SecretResolver,
-    SpendStore,
-)
 from cleanday.models import T_BEHAVIORS
 from cleanday.presets import PresetStore, PresetVersion
+from cleanday.router.call import Answer, Call, Route
 from cleanday.router.catalog import ModelCatalog
 from cleanday.router.config import RouterConfig, load_router_config
-from cleanday.router.guardrails import Route, check_routes, effective_guardrails
+from cleanday.router.guardrails import check_routes, effective_guardrails
 from cleanday.router.management import OpenRouterManagement, preset_slug
 from cleanday.router.tables import RoutingBinding
+from cleanday.router.transports import TRANSPORTS, Transport
+from cleanday.router.transports.openrouter import provisioned_key_path
 from cleanday.router.types import Attempt, Completion
+from cleanday.secrets import Redactor, Secret, SecretResolver
 from cleanday.workorder import WorkOrder
 
 log = logging.getLogger("cleanday.router")
@@ -119,28 +118,13 @@ def _retry_after(value: str | None, default: float, cap: float) -> float:
     return max(0.0, min(seconds, cap))
 
 
-@dataclass
-class _Plan:
-    binding: RoutingBinding
-    version: PresetVersion
-    params: dict[str, Any]
-    require_zdr: bool
-    routes: list[Route]
-    timeout: float
-    first_reservation: Reservation | None = None
-
-
-@dataclass
+@dataclass(frozen=True)
 class _Outcome:
     """What one HTTP attempt produced, before the router decides what to do next."""
 
     status: int | None
     error: str | None = None
-    text: str = ""
-    model: str = ""
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost_usd: float | None = None
+    answer: Answer | None = None
     retry_after: str | None = None
 
 
@@ -175,6 +159,9 @@ class Router:
             settings.slack_token,
         ):
             self.redact.add(configured or "")
+        self._transports: dict[str, Transport] = {
+            name: transport(settings, self.config) for name, transport in TRANSPORTS.items()
+        }
         self.catalog = ModelCatalog(
             settings.openrouter_base_url,
             lambda: self.client,
@@ -313,7 +300,7 @@ class Router:
                 self.resolver.resolve(ref)
 
     def _provisioned_key_path(self, behavior: str) -> Path:
-        return self.settings.data_dir / "keys" / f"{behavior}.openrouter"
+        return provisioned_key_path(self.settings.data_dir, behavior)
 
     def _store_provisioned_key(self, behavior: str, secret: Secret) -> None:
         # the provisioned secret lives in a 0600 file under the data dir, never in the database
@@ -391,59 +378,69 @@ class Router:
             )
         return RoutingBinding.model_construct(**row._asdict())
 
+    # --- planning --------------------------------------------------------------------
+
     async def _prepare(
         self,
         behavior: str,
         tier: Tier,
         messages: list[dict[str, Any]],
+        response_format: dict[str, Any] | None,
         run_id: str | None,
-    ) -> _Plan:
+    ) -> tuple[Call, Reservation]:
         """Everything before the first request, with the budget check: read the binding and
         preset, plan the routes, check the guardrails, reserve the first estimate."""
 
-        def plan(tx: PresetReader, row: BindingRow) -> tuple[_Plan, float, str, str]:
+        def plan(tx: PresetReader, row: BindingRow) -> tuple[Call, float, str, str]:
             binding = RoutingBinding.model_construct(**dataclasses.asdict(row))
             version = self.presets.current(behavior, tx)
             params = version.parameters_for(tier)
             guard = effective_guardrails(binding.guardrails, self.config)
             routes = self._routes(binding, version)
             check_routes(behavior, routes, guard, self.config, params)
-            planned = _Plan(
-                binding, version, params, guard.require_zdr, routes, self._timeout(version)
+            call = Call(
+                behavior=behavior,
+                tier=tier,
+                messages=messages,
+                response_format=response_format,
+                run_id=run_id,
+                binding=binding,
+                version=version,
+                params=params,
+                require_zdr=guard.require_zdr,
+                routes=routes,
+                timeout=self._timeout(version),
             )
             first = routes[0]
-            estimate = self._estimate(first, messages, params, version.spec.system_prompt)
-            return planned, estimate, first.transport, first.model
+            estimate = self._transports[first.transport].estimate(call, first)
+            return call, estimate, first.transport, first.model
 
         # SQLite inline (a local write takes well under a millisecond); PostgreSQL on the event
         # loop's own connections, one pipelined round trip (`SpendStore.reserve_with_async`)
-        result, reservation = await self.spend.reserve_with_async(behavior, plan, run_id=run_id)
-        result.first_reservation = reservation
-        return result
+        return await self.spend.reserve_with_async(behavior, plan, run_id=run_id)
 
-    # --- planning --------------------------------------------------------------------
-
-    def _routes(self, binding: RoutingBinding, version: PresetVersion) -> list[Route]:
-        spec = version.spec
-        models = (spec.model, *spec.fallback_models)
+    def _routes(self, binding: RoutingBinding, version: PresetVersion) -> tuple[Route, ...]:
+        """The Work Order's transports in order, each with the route it offers for the preset
+        (a transport that cannot serve the preset's models offers none)."""
         routes: list[Route] = []
-        for transport in binding.transports:
-            if transport == "anthropic":
-                served = [m for m in models if self.config.anthropic_model(m)]
-                if not served:
-                    continue
-                anthropic_id = self.config.anthropic_model(served[0])
-                assert anthropic_id is not None
-                routes.append(Route("anthropic", anthropic_id, (served[0],), dict(spec.provider)))
-            else:
-                routes.append(Route(transport, spec.model, models, dict(spec.provider)))
+        for name in binding.transports:
+            transport = self._transports.get(name)
+            if transport is None:
+                raise RoutingError(
+                    f"behavior {binding.behavior}: its binding names transport {name!r}, which "
+                    f"this router does not have ({', '.join(self._transports)}); register its "
+                    "Work Order again"
+                )
+            route = transport.route(version.spec)
+            if route is not None:
+                routes.append(route)
         if not routes:
             raise RoutingError(
                 f"behavior {binding.behavior}: no transport in {binding.transports} can serve "
-                f"model {spec.model}; grant a transport in the Work Order or map the model in the "
-                "router config"
+                f"model {version.spec.model}; grant a transport in the Work Order or map the "
+                "model in the router config"
             )
-        return routes
+        return tuple(routes)
 
     def timeout_class(self, version: PresetVersion) -> str:
         """The preset's own class; else what OpenRouter's model list says about the model
@@ -460,29 +457,6 @@ class Router:
     def _timeout(self, version: PresetVersion) -> float:
         return self.config.timeouts.get(self.timeout_class(version), 30.0)
 
-    def _estimate(
-        self, route: Route, messages: list[dict[str, Any]], params: dict[str, Any], system: str
-    ) -> float:
-        if route.transport == "local":
-            return 0.0
-        info = self.config.model_info(route.models[0])
-        if info.input_per_mtok is None or info.output_per_mtok is None:
-            return self.config.default_estimate_usd
-        chars = len(system) + sum(len(json.dumps(m.get("content", ""))) for m in messages)
-        tokens_in = chars / 4 + 8 * len(messages)
-        tokens_out = (
-            params.get("max_tokens")
-            or params.get("max_completion_tokens")
-            or (self.config.default_max_tokens)
-        )
-        return (tokens_in * info.input_per_mtok + float(tokens_out) * info.output_per_mtok) / 1e6
-
-    def _price(self, model: str, tokens_in: int, tokens_out: int) -> float:
-        info = self.config.model_info(model)
-        if info.input_per_mtok is None or info.output_per_mtok is None:
-            return 0.0
-        return (tokens_in * info.input_per_mtok + tokens_out * info.output_per_mtok) / 1e6
-
     # --- the call --------------------------------------------------------------------
 
     async def complete(
@@ -495,62 +469,49 @@ class Router:
         run_id: str | None = None,
     ) -> Completion:
         started = time.perf_counter()
-        plan = await self._prepare(behavior, tier, messages, run_id)
+        call, reservation = await self._prepare(behavior, tier, messages, response_format, run_id)
         try:
-            return await self._send(behavior, messages, response_format, run_id, plan, started)
+            return await self._send(call, reservation, started)
         finally:
-            if self.config.model_catalog and any(r.transport == "openrouter" for r in plan.routes):
+            if self.config.model_catalog and any(
+                self._transports[r.transport].uses_model_list for r in call.routes
+            ):
                 # in the background, after this call: it never waits for the model list
                 self.catalog.refresh_soon()
 
-    async def _send(
-        self,
-        behavior: str,
-        messages: list[dict[str, Any]],
-        response_format: dict[str, Any] | None,
-        run_id: str | None,
-        plan: _Plan,
-        started: float,
-    ) -> Completion:
-        binding, version, params, timeout = plan.binding, plan.version, plan.params, plan.timeout
+    async def _send(self, call: Call, first: Reservation, started: float) -> Completion:
+        """Each route in turn, each request reserved first; see the module docstring (4, 5)
+        for what each answer leads to."""
+        behavior = call.behavior
         attempts: list[Attempt] = []
         saw_402 = False
-        for index, route in enumerate(plan.routes):
+        reservation: Reservation | None = first
+        for index, route in enumerate(call.routes):
+            transport = self._transports[route.transport]
             for tries in range(1, self.config.rate_limit_attempts + 1):
                 # the gate runs before every request: first try, retry and fallback alike
-                if plan.first_reservation is not None:
-                    reservation, plan.first_reservation = plan.first_reservation, None
-                else:
-                    estimate = self._estimate(route, messages, params, version.spec.system_prompt)
+                if reservation is None:
                     reservation = await self.spend.reserve_async(
                         behavior,
-                        estimate,
-                        run_id=run_id,
+                        transport.estimate(call, route),
+                        run_id=call.run_id,
                         transport=route.transport,
                         model=route.model,
                     )
-                outcome = await self._attempt(
-                    binding,
-                    route,
-                    version,
-                    params,
-                    plan.require_zdr,
-                    messages,
-                    response_format,
-                    timeout,
-                    reservation,
-                )
+                outcome = await self._attempt(call, route, transport, reservation)
+                reservation = None
                 attempts.append(
                     Attempt(route.transport, route.model, outcome.status, outcome.error)
                 )
-                if outcome.status == 200:
+                answer = outcome.answer
+                if answer is not None:
                     return Completion(
-                        text=outcome.text,
-                        model=outcome.model or route.model,
+                        text=answer.text,
+                        model=answer.model or route.model,
                         transport=route.transport,
-                        cost_usd=outcome.cost_usd or 0.0,
-                        tokens_in=outcome.tokens_in,
-                        tokens_out=outcome.tokens_out,
+                        cost_usd=answer.cost_usd,
+                        tokens_in=answer.tokens_in,
+                        tokens_out=answer.tokens_out,
                         latency_ms=(time.perf_counter() - started) * 1000,
                         fell_back=index > 0,
                         attempts=tuple(attempts),
@@ -615,116 +576,32 @@ class Router:
         exc.attempts = tuple(attempts)  # type: ignore[attr-defined]
         return exc
 
-    def _secret_for(self, binding: RoutingBinding, transport: str) -> Secret:
-        if transport == "openrouter" and binding.openrouter_key_hash:
-            path = self._provisioned_key_path(binding.behavior)
-            return self.resolver.resolve(f"file:{path}")
-        ref = self.config.transport_keys.get(transport, binding.key_ref)
-        return self.resolver.resolve(ref)
-
-    def _request(
-        self,
-        binding: RoutingBinding,
-        route: Route,
-        version: PresetVersion,
-        params: dict[str, Any],
-        require_zdr: bool,
-        messages: list[dict[str, Any]],
-        response_format: dict[str, Any] | None,
-    ) -> tuple[str, dict[str, str], dict[str, Any]]:
-        spec = version.spec
-        if route.transport == "anthropic":
-            secret = self._secret_for(binding, "anthropic")
-            system = "\n\n".join(
-                [spec.system_prompt]
-                + [str(m["content"]) for m in messages if m["role"] == "system"]
-            ).strip()
-            if response_format is not None:
-                system += "\n\nAnswer with JSON only" + (
-                    f", matching this schema: {json.dumps(response_format)}"
-                )
-            body: dict[str, Any] = {
-                "model": route.model,
-                "max_tokens": int(
-                    params.get("max_tokens")
-                    or params.get("max_completion_tokens")
-                    or self.config.default_max_tokens
-                ),
-                "messages": [m for m in messages if m["role"] != "system"],
-                "metadata": {"user_id": binding.behavior},
-            }
-            if system:
-                body["system"] = system
-            for name in ("temperature", "top_p", "top_k"):
-                if name in params:
-                    body[name] = params[name]
-            if "stop" in params:
-                body["stop_sequences"] = params["stop"]
-            url = self.settings.anthropic_base_url.rstrip("/") + "/v1/messages"
-            headers = {
-                "x-api-key": secret.reveal(),
-                "anthropic-version": self.config.anthropic_version,
-            }
-            return url, headers, body
-        full = [{"role": "system", "content": spec.system_prompt}] if spec.system_prompt else []
-        full += messages
-        body = {"messages": full, "user": binding.behavior}
-        headers = {}
-        if route.transport == "openrouter":
-            url = self.settings.openrouter_base_url.rstrip("/") + "/chat/completions"
-            headers["Authorization"] = f"Bearer {self._secret_for(binding, 'openrouter').reveal()}"
-            if binding.preset_slug:
-                # the published preset carries model, prompt and fallbacks; the tier's
-                # parameters go with the request, which takes precedence over the preset's
-                body["model"] = f"@preset/{binding.preset_slug}"
-                body["messages"] = messages
-                body.update(params)
-            else:
-                body.update(params)
-                body["model"] = route.model
-                if len(route.models) > 1:
-                    body["models"] = list(route.models)
-            provider = dict(route.provider)
-            if require_zdr:
-                provider["zdr"] = True
-            if provider:
-                body["provider"] = provider
-        else:
-            url = self.settings.resolved_local_provider_url.rstrip("/") + "/chat/completions"
-            # a local OpenAI-compatible server may check a key (vLLM, llama.cpp --api-key), so
-            # the behavior's key goes in the header when it is set; unset is fine locally
-            with contextlib.suppress(SecretResolutionError):
-                headers["Authorization"] = f"Bearer {self._secret_for(binding, 'local').reveal()}"
-            body.update(params)
-            body["model"] = route.model
-        if response_format is not None:
-            body["response_format"] = response_format
-        return url, headers, body
+    def _key(self, binding: RoutingBinding, transport: Transport) -> Secret | None:
+        """The key `transport` sends for the behavior; None when an optional one is unset."""
+        ref = transport.key_ref(binding)
+        if not transport.key_optional:
+            return self.resolver.resolve(ref)
+        try:
+            return self.resolver.resolve(ref)
+        except SecretResolutionError:
+            return None
 
     async def _attempt(
-        self,
-        binding: RoutingBinding,
-        route: Route,
-        version: PresetVersion,
-        params: dict[str, Any],
-        require_zdr: bool,
-        messages: list[dict[str, Any]],
-        response_format: dict[str, Any] | None,
-        timeout: float,
-        reservation: Reservation,
+        self, call: Call, route: Route, transport: Transport, reservation: Reservation
     ) -> _Outcome:
+        """One request; its reservation settled with the answer's cost or released."""
         settled = False
         try:
             try:
-                url, headers, body = self._request(
-                    binding, route, version, params, require_zdr, messages, response_format
-                )
+                request = transport.request(call, route, self._key(call.binding, transport))
             except ConfigError as exc:
-                raise RoutingError(f"behavior {binding.behavior}: {exc}") from None
+                raise RoutingError(f"behavior {call.behavior}: {exc}") from None
             try:
-                resp = await self.client.post(url, json=body, headers=headers, timeout=timeout)
+                resp = await self.client.post(
+                    request.url, json=request.body, headers=request.headers, timeout=call.timeout
+                )
             except httpx.TimeoutException:
-                return _Outcome(None, f"timeout after {timeout:g}s")
+                return _Outcome(None, f"timeout after {call.timeout:g}s")
             except httpx.TransportError as exc:
                 return _Outcome(None, self.redact(f"connection error: {type(exc).__name__}"))
             if resp.status_code != 200:
@@ -739,52 +616,24 @@ class Router:
                     retry_after=resp.headers.get("retry-after"),
                 )
             try:
-                outcome = self._parse(route, resp.json())
+                answer = transport.parse(route, resp.json())
             except (ValueError, KeyError, TypeError, IndexError):
                 return _Outcome(None, "malformed response body from provider")
             # the caller does not wait for the settlement: until it lands the reservation holds
             # its estimate (see SpendStore.settle_soon for what a crash in between means)
             self.spend.settle_soon(
                 reservation,
-                outcome.cost_usd or 0.0,
+                answer.cost_usd,
                 transport=route.transport,
-                model=outcome.model or route.model,
-                tokens_in=outcome.tokens_in,
-                tokens_out=outcome.tokens_out,
+                model=answer.model or route.model,
+                tokens_in=answer.tokens_in,
+                tokens_out=answer.tokens_out,
             )
             settled = True
-            return outcome
+            return _Outcome(200, answer=answer)
         finally:
             if not settled:
                 await self.spend.release_async(reservation)
-
-    def _parse(self, route: Route, data: dict[str, Any]) -> _Outcome:
-        if route.transport == "anthropic":
-            text = "".join(
-                block.get("text", "") for block in data["content"] if block.get("type") == "text"
-            )
-            usage = data.get("usage") or {}
-            tin = int(usage.get("input_tokens") or 0)
-            tout = int(usage.get("output_tokens") or 0)
-            model = str(data.get("model") or route.model)
-            # the price table is keyed by the preset's model name (route.models[0]); the
-            # Anthropic API answers with its own id for it
-            cost = self._price(route.models[0], tin, tout) or self._price(model, tin, tout)
-            return _Outcome(200, None, text, model, tin, tout, cost)
-        message = data["choices"][0]["message"]
-        content = message.get("content")
-        text = content if isinstance(content, str) else json.dumps(content)
-        usage = data.get("usage") or {}
-        tin = int(usage.get("prompt_tokens") or 0)
-        tout = int(usage.get("completion_tokens") or 0)
-        model = str(data.get("model") or route.model)
-        if route.transport == "local":
-            cost = 0.0
-        elif usage.get("cost") is not None:
-            cost = float(usage["cost"])
-        else:
-            cost = self._price(model, tin, tout)
-        return _Outcome(200, None, text, model, tin, tout, cost)
 
 
 def _error_text(resp: httpx.Response) -> str:

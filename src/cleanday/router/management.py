@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from cleanday.errors import RegistrationError
-from cleanday.keys import Redactor, Secret
+from cleanday.secrets import Redactor, Secret
 
 LIMIT_RESET = {"day": "daily", "week": "weekly", "month": "monthly"}
 

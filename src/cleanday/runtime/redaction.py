@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from temporalio.exceptions import ApplicationError
 
-from cleanday.keys import redact_secrets
+from cleanday.secrets import redact_secrets
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ period's spend and inserts the reservation if the caller's plan is still current
 fingerprint of binding and latest preset it planned with) and spend + estimate fits the cap.
 It answers whether the plan was current, the spend it found, and the reservation's id (NULL
 when nothing was reserved). The transaction does not wait for its WAL flush (see
-cleanday.keys). SQLite needs none of this: its write lock is taken by BEGIN IMMEDIATE.
+cleanday.budget.postgres). SQLite needs none of this: its write lock is taken by BEGIN IMMEDIATE.
 
 Revision ID: 0004_budget_reserve
 Revises: 0003_listing

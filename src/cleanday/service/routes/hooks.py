@@ -3,13 +3,14 @@
 Wiring (done by whoever builds the app): `app.include_router(hooks.router)` and
 `app.state.run_starter = TemporalRunStarter(client, task_queue)`. The Work Order and status
 come from `app.state.service` (the LedgerService); seen signatures persist in
-`<data dir>/webhook_signatures.db` unless `app.state.seen_signatures` is set.
+`<data dir>/webhook_signatures.db` unless `app.state.seen_signatures` is set. The trigger's
+`secret_ref` is resolved like any secret reference (`cleanday.secrets`), through
+`app.state.secret_resolver` when it is set.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -19,7 +20,8 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 
-from cleanday.errors import SecretResolutionError, UnknownBehaviorError, WebhookRejected
+from cleanday.errors import UnknownBehaviorError, WebhookRejected
+from cleanday.secrets import SecretResolver
 from cleanday.webhooks import SeenSignatures, verify
 from cleanday.workorder import WebhookTrigger, WorkOrder
 
@@ -54,24 +56,13 @@ class SqliteSeenSignatures:
             return cur.rowcount == 1
 
 
-def resolve_secret(ref: str) -> bytes:
-    """A webhook secret from its reference: `env:NAME` or `file:/path`. Never logged."""
-    scheme, _, rest = ref.partition(":")
-    if scheme == "env" and rest:
-        value = os.environ.get(rest)
-        if not value:
-            raise SecretResolutionError(
-                f"webhook secret reference {ref}: environment variable {rest} is not set"
-            )
-        return value.encode()
-    if scheme == "file" and rest:
-        try:
-            return Path(rest).read_bytes().strip()
-        except OSError as exc:
-            raise SecretResolutionError(f"webhook secret reference {ref}: {exc.strerror}") from exc
-    raise SecretResolutionError(
-        f"webhook secret reference {ref!r}: use env:NAME or file:/path in trigger.secret_ref"
-    )
+# the process environment, read on every request: a rotated secret takes effect at once
+_DEFAULT_RESOLVER = SecretResolver()
+
+
+def get_secret_resolver(request: Request) -> SecretResolver:
+    resolver: SecretResolver | None = getattr(request.app.state, "secret_resolver", None)
+    return resolver or _DEFAULT_RESOLVER
 
 
 def get_run_starter(request: Request) -> RunStarter:
@@ -127,6 +118,7 @@ async def receive(
     seen: Annotated[SeenSignatures, Depends(get_seen_signatures)],
     lookup: Annotated[Callable[[str], tuple[WorkOrder, str]], Depends(get_behavior_lookup)],
     clock: Annotated[Callable[[], datetime], Depends(get_clock)],
+    resolver: Annotated[SecretResolver, Depends(get_secret_resolver)],
 ) -> dict[str, Any]:
     try:
         wo, behavior_status = lookup(behavior)
@@ -151,7 +143,7 @@ async def receive(
         )
     try:
         verified = verify(
-            resolve_secret(trigger.secret_ref),
+            resolver.resolve(trigger.secret_ref).reveal().encode(),
             request.headers,
             body,
             clock(),
