@@ -30,13 +30,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.engine.url import make_url
 
 from cleanday import chain, ladder
+from cleanday.bulk import raw_insert, raw_update
 from cleanday.chain import NewEntry
 from cleanday.db import is_sqlite, make_engine, migrate, write_connection
 from cleanday.domain import EntryKind, Policy
 from cleanday.ledger import LedgerService
 from cleanday.models import T_BEHAVIORS, T_ENTRIES, T_RUNS, T_STATES
 from cleanday.registration import content_hash, preset_hash
-from cleanday.store import raw_insert, raw_update
 from cleanday.workorder import WorkOrder
 
 START = date(2026, 8, 3)  # a Monday; registration happens the evening before

@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy import Connection
 
+from cleanday.bulk import JsonText, raw_insert
 from cleanday.db import is_sqlite
 from cleanday.models import T_CHAIN_HEAD, T_ENTRIES
-from cleanday.store import JsonText, raw_insert
 
 GENESIS = "0" * 64
 

@@ -1,4 +1,5 @@
-"""The ledger's clocks on APScheduler: day close, Sunday review post, Sunday close.
+"""The ledger's clocks on APScheduler: day close, Sunday review post, Sunday close, and the
+outbox delivery of whatever was not delivered right after its commit.
 
 Every job is idempotent (the service keys day closes by date and Sunday closes by week), so a
 job that runs twice, or by hand for a given date, changes nothing the second time.
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from cleanday.config import Settings
 
@@ -25,6 +27,10 @@ DAY_CLOSE_JOB = "cleanday.day_close"
 REVIEW_POST_JOB = "cleanday.review_post"
 SUNDAY_CLOSE_JOB = "cleanday.sunday_close"
 CATCH_UP_JOB = "cleanday.catch_up"
+OUTBOX_JOB = "cleanday.outbox"
+
+# how often the outbox job drains what a commit could not deliver at once (a sender was down)
+OUTBOX_EVERY_SECONDS = 30
 
 # a job that could not run at its time (service busy or asleep) still runs within an hour
 _GRACE_SECONDS = 3600
@@ -98,10 +104,21 @@ def catch_up_job(service: Any, tz: ZoneInfo, clock: Clock = _utc_now) -> None:
     close_sunday(service, last_sunday_before(today))
 
 
+def outbox_job(delivery: Any) -> Any:
+    """Deliver what is left in the outbox for the channels this process can deliver to."""
+    return delivery.drain_now()
+
+
 def start_scheduler(
-    service: Any, settings: Settings, *, clock: Clock = _utc_now, catch_up: bool = True
+    service: Any,
+    settings: Settings,
+    *,
+    clock: Clock = _utc_now,
+    catch_up: bool = True,
+    delivery: Any = None,
 ) -> BackgroundScheduler:
-    """Start the ledger's jobs in its time zone and return the running scheduler."""
+    """Start the ledger's jobs in its time zone and return the running scheduler; with an
+    outbox `delivery` (`cleanday.outbox.OutboxDelivery`), its job too."""
     # the ledger's time zone is its policy's; settings only name it when the service has none
     policy = getattr(service, "policy", None)
     tz = ZoneInfo(policy.timezone if policy is not None else settings.timezone)
@@ -122,6 +139,11 @@ def start_scheduler(
         sunday_close_job, CronTrigger(day_of_week="mon", hour=0, minute=1, timezone=tz), args,
         id=SUNDAY_CLOSE_JOB, name="Sunday close", replace_existing=True,
     )  # fmt: skip
+    if delivery is not None:
+        scheduler.add_job(
+            outbox_job, IntervalTrigger(seconds=OUTBOX_EVERY_SECONDS), (delivery,),
+            id=OUTBOX_JOB, name="outbox delivery", replace_existing=True,
+        )  # fmt: skip
     if catch_up:
         scheduler.add_job(catch_up_job, args=args, id=CATCH_UP_JOB, name="catch up on start")
     scheduler.start()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import stat
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,15 @@ from sqlalchemy import Engine
 
 from cleanday.budget import SpendStore
 from cleanday.config import Settings
-from cleanday.domain import Tier
+from cleanday.domain import Policy, Tier
+from cleanday.ledger import LedgerService
 from cleanday.localprovider import ServerThread
+from cleanday.outbox import OutboxDelivery
 from cleanday.presets import PresetStore
+from cleanday.reactions import presets
 from cleanday.router import Router
 from cleanday.router.tables import ROUTING_TABLES
+from cleanday.runtime.wakeups import publish_presets
 from cleanday.secrets import SecretResolver
 from tests.fakes.openrouter import create_fake_openrouter
 from tests.fakes.router_fixtures import CANARY, routing_engine, work_order
@@ -177,3 +182,18 @@ async def test_restored_version_is_published_like_a_new_one(router: Router, fake
     assert restored.version == 3
     prompts = [v["system_prompt"] for v in fake.presets["cleanday-seo-audit"]]
     assert prompts == ["Be brief.", "Be terse.", "Be brief."]
+
+
+async def test_a_promotion_in_the_ledger_reaches_openrouter_through_the_outbox(
+    router: Router, fake: Any, routing_engine: Engine
+) -> None:
+    ledger = LedgerService(routing_engine, Policy(), lambda: datetime(2026, 11, 9, tzinfo=UTC))
+    ledger.register_work_order(_wo(), "seo_audit.yaml")
+    await router.bind(_wo())  # provisions the key and publishes v1 for A
+    ledger.override("seo_audit", "trusted already", tier=Tier.C)
+    assert len(fake.presets["cleanday-seo-audit"]) == 1  # queued, not yet sent
+    delivery = OutboxDelivery(routing_engine, {presets.CHANNEL: publish_presets(router)})
+    [done] = await delivery.drain()
+    assert (done.row.kind, done.note) == ("preset_publication", "published")
+    assert [v["config"]["temperature"] for v in fake.presets["cleanday-seo-audit"]] == [0.7, 0.2]
+    assert await delivery.drain() == []

@@ -199,7 +199,7 @@ def test_an_entry_inserted_in_the_middle_is_named(engine: Engine) -> None:
 def test_the_day_close_reads_unfolded_entries_by_seq_range_not_by_kind(engine: Engine) -> None:
     """The day close must cost that day's entries whatever the history: its read is a range of
     the primary key, never a walk of the (kind, at) index over every run report ever made."""
-    from cleanday import store
+    from cleanday.ledger import store
 
     _fill(engine, 30)
     with engine.connect() as conn:

@@ -16,7 +16,7 @@ from workflows.behavior_run import BehaviorRun
 
 from cleanday.domain import Tier
 from cleanday.errors import LedgerUnavailable
-from cleanday.runtime import relay
+from cleanday.runtime import wakeups
 from cleanday.runtime.activities import STEP_TIMEOUT_SECONDS
 from cleanday.runtime.operator import approve_batch, reject_batch, release_item
 from tests.temporal.harness import Stack, work_order
@@ -127,10 +127,13 @@ async def test_a_signal_without_the_ledgers_approval_does_not_act(stack: Stack) 
 async def test_sign_offs_through_the_ledger_api_wake_the_waiting_runs(
     stack: Stack, ledger: FastAPI, ts_env: WorkflowEnvironment
 ) -> None:
-    async def client() -> Client:
-        return ts_env.client
+    """No middleware reads the sign-off's URL: the ledger's ItemsSignedOff queues a wake-up
+    per run, delivered right after the commit by the service's Temporal client."""
 
-    relay.install(ledger, client)
+    async def connect() -> Client:
+        return await Client.connect(ts_env.client.service_client.config.target_host)
+
+    delivery = wakeups.attach(ledger, ledger.state.settings, connect)
     await stack.register(work_order("notes"))
     proposed = [await stack.start("notes") for _ in range(2)]
     for handle in proposed:
@@ -138,7 +141,7 @@ async def test_sign_offs_through_the_ledger_api_wake_the_waiting_runs(
     await stack.ledger.approve("notes")  # the whole pending batch, as `cleanday review` would
     states = [await h.result() for h in proposed]
     assert all(s.acted and s.decision == "approved" for s in states)
-    # woken by the relay's signal, not by their own check of the ledger
+    # woken by the signal, not by their own check of the ledger
     assert all([await _signaled(h) for h in proposed])
 
     await stack.ledger.override("notes", "now at B", kind="forced_tier", tier="B")
@@ -147,6 +150,7 @@ async def test_sign_offs_through_the_ledger_api_wake_the_waiting_runs(
     await stack.ledger.release("notes", staged.id)
     assert (await staged.result()).acted
     assert await _signaled(staged)
+    delivery.close()
 
 
 async def _signaled(handle: WorkflowHandle[Any, Any]) -> bool:
@@ -158,7 +162,7 @@ async def test_a_run_whose_wake_up_was_lost_finds_its_approval_in_the_ledger(sta
     await stack.register(work_order("notes"))
     handle = await stack.start("notes")
     await stack.wait_for(handle, "batch approval")
-    await stack.ledger.approve("notes", [handle.id])  # recorded, but no relay: no signal
+    await stack.ledger.approve("notes", [handle.id])  # recorded; nothing delivers: no signal
     state = await handle.result()  # the time-skipping server jumps to the run's next check
     assert state.acted and state.decision == "approved"
     assert stack.sink_files("notes") == [f"{handle.id}.txt"]

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from cleanday import chain
 from cleanday.chain import Head, NewEntry
 from cleanday.domain import Decision, Status, Tier
-from cleanday.ledger import BehaviorRow, _pane_row
+from cleanday.ledger.rows import pane_row as _pane_row
+from cleanday.ledger.schemas import BehaviorRow
 
 _text = st.text(max_size=12)
 _json = st.recursive(

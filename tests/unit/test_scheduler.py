@@ -10,6 +10,8 @@ from cleanday.config import Settings
 from cleanday.errors import DecisionError
 from cleanday.scheduler import (
     DAY_CLOSE_JOB,
+    OUTBOX_EVERY_SECONDS,
+    OUTBOX_JOB,
     REVIEW_POST_JOB,
     SUNDAY_CLOSE_JOB,
     catch_up_job,
@@ -99,5 +101,25 @@ def test_jobs_fire_in_the_ledgers_time_zone() -> None:
         assert (day.hour, day.minute) == (0, 0)
         assert (review.weekday(), review.hour, review.minute) == (6, 8, 0)
         assert (close.weekday(), close.hour, close.minute) == (0, 0, 1)
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def test_with_an_outbox_delivery_the_scheduler_drains_it_every_thirty_seconds() -> None:
+    class Delivery:
+        def __init__(self) -> None:
+            self.drains = 0
+
+        def drain_now(self) -> list[Any]:
+            self.drains += 1
+            return []
+
+    delivery = Delivery()
+    scheduler = start_scheduler(RecordingService(), Settings(), catch_up=False, delivery=delivery)
+    try:
+        job = next(j for j in scheduler.get_jobs() if j.id == OUTBOX_JOB)
+        assert job.trigger.interval.total_seconds() == OUTBOX_EVERY_SECONDS == 30
+        job.func(*job.args)
+        assert delivery.drains == 1
     finally:
         scheduler.shutdown(wait=False)

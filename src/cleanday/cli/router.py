@@ -63,7 +63,8 @@ def keys() -> None:
 @preset.command("history")
 @friendly
 def history(name: str) -> None:
-    """Every version of a behavior's preset, oldest first, with where each was published."""
+    """Every version of a behavior's preset, oldest first, with each publication of it: the
+    tier, the cause (registration, promotion, demotion) and the date."""
     from cleanday.presets import PresetStore
 
     engine = _engine(current_settings())
@@ -76,8 +77,12 @@ def history(name: str) -> None:
     if not versions:
         raise CleandayError(f"behavior {name!r} has no preset versions; register it first")
     for v in versions:
-        tiers = sorted({p.tier for p in publications if p.version == v.version})
-        where = f"  published for {', '.join(tiers)}" if tiers else ""
+        pubs = [
+            f"{p.tier} ({p.reason}, {p.at:%Y-%m-%d})"
+            for p in publications
+            if p.version == v.version
+        ]
+        where = f"  published for {'; '.join(pubs)}" if pubs else ""
         typer.echo(
             f"v{v.version}  {v.created_at:%Y-%m-%d %H:%M}  {v.content_hash[:12]}  "
             f"{v.spec.model}  {v.source}{where}"

@@ -1,18 +1,18 @@
 """Sign-offs on runs in flight: `cleanday batch list|approve|reject` (tier A's proposals) and
-`cleanday release` (a tier-B staged item). Each is recorded in the ledger first, then the
-waiting runs are told."""
+`cleanday release` (a tier-B staged item). Each is recorded in the ledger; the wake-ups of the
+waiting runs it queues are delivered right after the commit (`cleanday.runtime.wakeups`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cleanday.cli.common import current_settings, friendly, open_ledger, table
 
 if TYPE_CHECKING:
-    from cleanday.config import Settings
+    from cleanday.outbox import Delivered
 
 _ITEMS = "item IDs (each its run's workflow ID); none: the whole pending batch"
 
@@ -78,48 +78,37 @@ def release(
 
 
 def _sign_off(verb: str, name: str, items: Sequence[str] | None, reason: str) -> None:
-    """Record the sign-off in the ledger, then tell the runs (best effort: a run that is not
-    told finds the sign-off itself at its next check of the ledger)."""
-    import asyncio
+    """Record the sign-off in the ledger; its wake-ups are delivered right after the commit,
+    as the service delivers them (best effort: a run that is not told finds the sign-off
+    itself at its next check of the ledger)."""
+    from cleanday.runtime.wakeups import NO_RUN, connect_to, wake_ups
 
+    settings = current_settings()
+    told: list[Delivered] = []
     with open_ledger() as service:
-        if verb == "approve":
-            result = service.approve(name, items)
-        elif verb == "reject":
-            result = service.reject(name, items, reason)
-        else:
-            result = service.release(name, items[0] if items else "")
+        delivery = wake_ups(service.engine, connect_to(settings), clock=service.clock)
+        service.subscribe(lambda written: told.extend(delivery.after_commit(written)))
+        try:
+            if verb == "approve":
+                result = service.approve(name, items)
+            elif verb == "reject":
+                result = service.reject(name, items, reason)
+            else:
+                result = service.release(name, items[0] if items else "")
+        finally:
+            delivery.close()
     if not result.items:
         typer.echo(f"{name}: nothing pending to {verb}")
         return
-    # the signal is named as the verb
-    args: tuple[Any, ...] = (reason or "rejected by the operator",) if verb == "reject" else ()
-    told, problem = asyncio.run(_tell_runs(current_settings(), result.items, verb, *args))
     typer.echo(f"{name}: {result.action} {', '.join(result.items)}")
-    if problem:
+    failed = next((d for d in told if not d.ok), None)
+    if failed is not None:
         typer.echo(
-            f"note: could not tell the runs now ({problem}); each finds the sign-off at its "
-            "next check of the ledger",
+            f"note: could not tell the runs now (Temporal at {settings.temporal_address}: "
+            f"{failed.error}); each finds the sign-off at its next check of the ledger",
             err=True,
         )
-    elif len(told) < len(result.items):
-        missing = sorted(set(result.items) - set(told))
+        return
+    missing = sorted(str(d.row.payload["item_id"]) for d in told if d.note == NO_RUN)
+    if missing:
         typer.echo(f"note: no run in flight for {', '.join(missing)}", err=True)
-
-
-async def _tell_runs(
-    settings: Settings, items: Sequence[str], signal: str, *args: Any
-) -> tuple[list[str], str | None]:
-    import asyncio
-
-    from temporalio.client import Client
-
-    from cleanday.runtime.operator import signal_runs
-
-    try:
-        client = await asyncio.wait_for(
-            Client.connect(settings.temporal_address, namespace=settings.temporal_namespace), 5.0
-        )
-        return await asyncio.wait_for(signal_runs(client, items, signal, *args), 10.0), None
-    except Exception as exc:  # the ledger has the sign-off; the run's own check will find it
-        return [], f"Temporal at {settings.temporal_address}: {exc or type(exc).__name__}"

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 from sqlmodel import Session, select
 
@@ -66,6 +67,7 @@ from cleanday.errors import (
     SecretResolutionError,
     UnknownBehaviorError,
 )
+from cleanday.models import T_BEHAVIORS
 from cleanday.presets import PresetStore, PresetVersion
 from cleanday.router.call import Answer, Call, Route
 from cleanday.router.catalog import ModelCatalog
@@ -188,10 +190,14 @@ class Router:
     # --- binding ---------------------------------------------------------------------
 
     def bind_local(self, work_order: WorkOrder) -> PresetVersion:
-        """Record the behavior's key, cap, transports, guardrails and preset version.
+        """Record the behavior's key, cap, transports and guardrails; return its current preset
+        version.
 
-        Refuses a key reference already bound to another behavior. Safe to call again: an
-        unchanged preset is not a new version.
+        The ledger numbers preset versions: registration records them, a demotion restores one,
+        and binding only reads the current one (a worker restarting with the Work Order file
+        never undoes a restore). A router used without the ledger (no registration for the
+        behavior) records the Work Order's preset itself, as a new version when it changed.
+        Refuses a key reference already bound to another behavior. Safe to call again.
         """
         effective_guardrails(work_order.guardrails.model_dump(exclude_unset=True), self.config)
         self._learn_secrets(work_order)
@@ -226,9 +232,16 @@ class Router:
             binding.updated_at = now
             session.add(binding)
             session.commit()
+        with self.engine.connect() as conn:
+            registered = conn.execute(
+                sa.select(T_BEHAVIORS.c.name).where(T_BEHAVIORS.c.name == work_order.name)
+            ).first()
+        current = self.presets.latest(work_order.name) if registered is not None else None
+        if current is not None:
+            return current
         version = self.presets.record(work_order.name, work_order.preset)
         if not self.presets.publications(work_order.name):
-            self.presets.publish_for_tier(work_order.name, Tier.A, reason="registration")
+            self.presets.publish(work_order.name, Tier.A, version.version, "registration")
         return version
 
     async def bind(self, work_order: WorkOrder) -> PresetVersion:
@@ -325,13 +338,21 @@ class Router:
         await self._publish_remote(behavior, restored, Tier.A)
         return restored
 
-    async def _publish_remote(self, behavior: str, version: PresetVersion, tier: Tier) -> None:
+    async def publish_remote(self, behavior: str, version: int, tier: Tier) -> bool:
+        """Publish a recorded version for `tier` to OpenRouter, when the behavior's presets live
+        there too (how the ledger's promotions and demotions reach it, through the outbox);
+        whether it did."""
+        return await self._publish_remote(behavior, self.presets.get(behavior, version), tier)
+
+    async def _publish_remote(self, behavior: str, version: PresetVersion, tier: Tier) -> bool:
         management = self._management()
         if management is None:
-            return
+            return False
         binding = self._binding(behavior)
-        if binding.preset_slug:
-            await management.publish_preset(binding.preset_slug, self._preset_body(version, tier))
+        if not binding.preset_slug:
+            return False
+        await management.publish_preset(binding.preset_slug, self._preset_body(version, tier))
+        return True
 
     def _preset_body(self, version: PresetVersion, tier: Tier) -> dict[str, Any]:
         spec = version.spec

@@ -11,6 +11,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from workflows.behavior_run import BehaviorRun
 
 from cleanday.config import Settings
+from cleanday.runtime import wakeups
 from cleanday.runtime.types import RunRequest, RunState
 
 
@@ -74,12 +75,11 @@ class LazyTemporalRunStarter:
 
 
 def attach_runtime(app: FastAPI, settings: Settings) -> None:
-    """Give a ledger service app its Temporal side: webhooks start runs, sign-offs wake them."""
-    from cleanday.runtime import relay
+    """Give a ledger service app its Temporal side: webhooks start runs, and what its commits
+    queue for Temporal (a sign-off's wake-ups) is delivered right after them."""
     from cleanday.service.routes import hooks
 
     if not any(getattr(r, "path", None) == "/hooks/{behavior}" for r in app.routes):
         app.include_router(hooks.router)
-    starter = LazyTemporalRunStarter(settings)
-    app.state.run_starter = starter
-    relay.install(app, starter.client)
+    app.state.run_starter = LazyTemporalRunStarter(settings)
+    wakeups.attach(app, settings)

@@ -41,7 +41,9 @@ def create_app(
         from cleanday.scheduler import start_scheduler
 
         # the jobs read the ledger's own clock, so an injected clock drives them too
-        sched = start_scheduler(ledger, settings, clock=ledger.clock)
+        # with the runtime attached (cleanday.runtime.starter), the outbox's delivery job too
+        delivery = getattr(app.state, "outbox_delivery", None)
+        sched = start_scheduler(ledger, settings, clock=ledger.clock, delivery=delivery)
         app.state.scheduler = sched
         try:
             yield

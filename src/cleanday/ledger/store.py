@@ -1,5 +1,5 @@
-"""Reading and writing ledger rows below the service: entries as domain objects, state rows,
-outbox rows and job markers. Plain SQLAlchemy Core on a connection the caller owns."""
+"""The ledger's rows below the use cases: entries as domain objects, state rows and job
+markers. Plain SQLAlchemy Core on a connection the caller owns."""
 
 from __future__ import annotations
 
@@ -12,16 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from cleanday.domain import BehaviorState, Entry, EntryKind
-from cleanday.models import (
-    T_BEHAVIORS,
-    T_CHAIN_HEAD,
-    T_ENTRIES,
-    T_JOBS,
-    T_OUTBOX,
-    T_STATES,
-    UTCDateTime,
-)
+from cleanday import ladder
+from cleanday.bulk import JsonText, raw_update
+from cleanday.domain import Entry, EntryKind
+from cleanday.models import T_BEHAVIORS, T_CHAIN_HEAD, T_ENTRIES, T_JOBS, T_STATES
 
 PRIMITIVE_KINDS: tuple[str, ...] = tuple(k.value for k in EntryKind if not k.derived)
 
@@ -165,142 +159,10 @@ def state_rows(
     return out
 
 
-def state_values(state: BehaviorState) -> dict[str, Any]:
-    """The cached columns of a state row, from what the ladder concluded."""
-    lf = state.last_failure
-    return {
-        "tier": state.tier.value,
-        "status": state.status.value,
-        "clean_days": state.clean_days,
-        "candidate": state.candidate,
-        "last_gate_failure": lf.on if lf else None,
-        "last_failure_gate": lf.gate if lf else None,
-        "last_failure_reason": lf.reason if lf else None,
-        "last_failure_run": lf.run_id if lf else None,
-        "tier_since": state.tier_since,
-        "quarantined_at": state.quarantined_at,
-    }
-
-
 def update_states(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Bulk update of state rows; each dict holds `behavior` plus the columns to set (the same
     columns in every dict)."""
     raw_update(conn, T_STATES, "behavior", rows)
-
-
-# --- bulk writes below the ORM ----------------------------------------------------------------
-# The day close updates thousands of state rows and a bulk load appends millions of entries;
-# SQLAlchemy's per-parameter processing costs more than the database does there, so these
-# paths convert values once, by column type, and hand the driver a plain executemany.
-
-
-def _converter(conn: Connection, column: sa.Column[Any]) -> Any:
-    sqlite = conn.dialect.name == "sqlite"
-    kind = column.type
-    if isinstance(kind, sa.JSON):
-        return _json_text
-    if isinstance(kind, UTCDateTime):
-        if sqlite:
-            return _sqlite_ts
-        return lambda v: None if v is None else v.astimezone(UTC)
-    if isinstance(kind, sa.Date) and sqlite:
-        return lambda v: None if v is None else v.isoformat()
-    return None
-
-
-class JsonText(str):
-    """A JSON column value already serialized (the caller keeps the text, e.g. to recognise
-    the stored value later); written as is."""
-
-    __slots__ = ()
-
-
-def _json_text(v: Any) -> str | None:
-    if v is None:
-        return None
-    return v if isinstance(v, JsonText) else json.dumps(v)
-
-
-def _sqlite_ts(v: datetime | None) -> str | None:
-    """SQLAlchemy's SQLite DATETIME storage format: naive UTC, always with microseconds
-    (`isoformat` is several times cheaper than `strftime`, and the same text)."""
-    if v is None:
-        return None
-    return v.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def _placeholder(conn: Connection, column: sa.Column[Any]) -> str:
-    if conn.dialect.name == "sqlite":
-        return "?"
-    return "CAST(%s AS JSON)" if isinstance(column.type, sa.JSON) else "%s"
-
-
-def _convert(
-    conn: Connection, table: sa.Table, cols: Sequence[str], rows: Sequence[dict[str, Any]]
-) -> list[tuple[Any, ...]]:
-    """Positional parameter tuples, each value converted once by its column's type."""
-    convs = [(c, _converter(conn, table.c[c])) for c in cols]
-    if all(f is None for _, f in convs):
-        return [tuple(r[c] for c in cols) for r in rows]
-    return [tuple(f(r[c]) if f else r[c] for c, f in convs) for r in rows]
-
-
-def raw_insert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
-    """INSERT many rows (all with the same keys) through the driver's executemany."""
-    if not rows:
-        return
-    cols = list(rows[0])
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(cols)}) "
-        f"VALUES ({', '.join(_placeholder(conn, table.c[c]) for c in cols)})"
-    )
-    conn.exec_driver_sql(sql, _convert(conn, table, cols, rows))
-
-
-def raw_update(conn: Connection, table: sa.Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
-    """UPDATE many rows by `key` (each dict holds the key and the same columns to set)."""
-    if not rows:
-        return
-    cols = [c for c in rows[0] if c != key]
-    sets = ", ".join(f"{c} = {_placeholder(conn, table.c[c])}" for c in cols)
-    sql = f"UPDATE {table.name} SET {sets} WHERE {key} = {_placeholder(conn, table.c[key])}"
-    conn.exec_driver_sql(sql, _convert(conn, table, [*cols, key], rows))
-
-
-def add_outbox(
-    conn: Connection,
-    items: Sequence[dict[str, Any]],
-    now: datetime,
-) -> int:
-    """Queue notifications, skipping any whose dedupe key is already queued; returns how many."""
-    if not items:
-        return 0
-    keys = [i["dedupe_key"] for i in items]
-    existing: set[str] = set()
-    for part in chunks(keys):
-        existing |= set(
-            conn.execute(
-                sa.select(T_OUTBOX.c.dedupe_key).where(T_OUTBOX.c.dedupe_key.in_(part))
-            ).scalars()
-        )
-    fresh = [
-        {
-            "channel": i["channel"],
-            "kind": i["kind"],
-            "dedupe_key": i["dedupe_key"],
-            "behavior": i.get("behavior"),
-            "payload": i["payload"],
-            "created_at": now,
-            "delivered_at": None,
-            "attempts": 0,
-            "last_error": None,
-        }
-        for i in items
-        if i["dedupe_key"] not in existing
-    ]
-    if fresh:
-        conn.execute(sa.insert(T_OUTBOX), fresh)
-    return len(fresh)
 
 
 def job_result(conn: Connection, job_key: str) -> dict[str, Any] | None:
@@ -325,3 +187,38 @@ def folded_seq(conn: Connection) -> int:
 
 def set_folded_seq(conn: Connection, seq: int) -> None:
     conn.execute(sa.update(T_CHAIN_HEAD).where(T_CHAIN_HEAD.c.id == 1).values(folded_seq=seq))
+
+
+class AccumulatorCache:
+    """Decoded accumulators between batches, keyed by the exact JSON text they were stored as.
+
+    The batch ingest reads each behavior's accumulator as its stored text; when that text is
+    the one this process last wrote (or decoded) for the behavior, the decoded accumulator is
+    reused instead of parsing it again. Because the key is the stored text itself, whoever
+    else writes a state row (the day close, an override, another process) invalidates the
+    entry simply by storing different text, and an entry for a transaction that rolled back
+    is never matched. Accumulators are immutable snapshots (`ladder.apply` copies), so
+    sharing one between batches is safe.
+    """
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self.max_entries = max_entries
+        self._by_behavior: dict[str, tuple[str, ladder.Accumulator]] = {}
+
+    def decode(self, name: str, text: str) -> ladder.Accumulator:
+        hit = self._by_behavior.get(name)
+        if hit is not None and hit[0] == text:
+            return hit[1]
+        acc = ladder.Accumulator.from_json(json.loads(text))
+        self._remember(name, text, acc)
+        return acc
+
+    def encode(self, name: str, acc: ladder.Accumulator) -> JsonText:
+        text = JsonText(json.dumps(acc.to_json()))
+        self._remember(name, text, acc)
+        return text
+
+    def _remember(self, name: str, text: str, acc: ladder.Accumulator) -> None:
+        if len(self._by_behavior) >= self.max_entries and name not in self._by_behavior:
+            self._by_behavior.clear()  # more behaviors than fit: start over, simply
+        self._by_behavior[name] = (text, acc)

@@ -1,0 +1,105 @@
+"""Slack's share of the reactions: the messages that tell the operator something happened (a
+gate failure, a demotion, a promotion, a quarantine, the Sunday review)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from cleanday.chain import canonical_time
+from cleanday.notices import (
+    Demoted,
+    GateFailed,
+    Promoted,
+    Quarantined,
+    ReviewClosed,
+    ReviewOpened,
+    TierChanged,
+)
+from cleanday.outbox import Message
+from cleanday.reactions.base import Context
+
+CHANNEL = "slack"
+
+
+def gate_failure_alert(n: GateFailed, ctx: Context) -> Iterator[Message]:
+    """One alert per failing run, however many gates failed; when the run demoted its
+    behavior, the demotion alert says it all instead."""
+    if n.demoted_to is not None:
+        return
+    assert n.behavior is not None
+    yield Message(
+        CHANNEL,
+        "gate_failure_alert",
+        f"gate_alert:{n.behavior}:{n.run_id}",
+        {
+            "behavior": n.behavior,
+            "run_id": n.run_id,
+            "workflow_id": n.workflow_id,
+            "tier": n.tier.value,
+            "gates": [{"name": g.name, "reason": g.reason} for g in n.gates],
+        },
+        n.behavior,
+    )
+
+
+def demotion_alert(n: Demoted, ctx: Context) -> Iterator[Message]:
+    yield Message(
+        CHANNEL, "demotion_alert", f"demotion:{n.behavior}:{n.key}", _change(n), n.behavior
+    )
+
+
+def promotion_notice(n: Promoted, ctx: Context) -> Iterator[Message]:
+    yield Message(
+        CHANNEL, "promotion_notice", f"promotion:{n.behavior}:{n.key}", _change(n), n.behavior
+    )
+
+
+def _change(n: TierChanged) -> dict[str, Any]:
+    payload: dict[str, Any] = {"behavior": n.behavior, "at": n.at.isoformat(), **n.facts()}
+    if n.run_id is not None:
+        payload["workflow_id"] = n.workflow_id  # the alert links to the run in Temporal's UI
+    return payload
+
+
+def quarantine_notice(n: Quarantined, ctx: Context) -> Iterator[Message]:
+    lf = n.last_failure
+    last = None
+    if lf is not None:
+        last = {"on": lf.on.isoformat(), "gate": lf.gate, "reason": lf.reason, "run_id": lf.run_id}
+    yield Message(
+        CHANNEL,
+        "quarantine_notice",
+        f"quarantine:{n.behavior}:{canonical_time(n.at)}",
+        {
+            "behavior": n.behavior,
+            "at": n.at.isoformat(),
+            "reason": f"{n.reason}; schedule paused until the operator resumes it",
+            "last_failure": last,
+        },
+        n.behavior,
+    )
+
+
+def review_summary(n: ReviewOpened, ctx: Context) -> Iterator[Message]:
+    yield Message(
+        CHANNEL,
+        "review_summary",
+        f"review_summary:{n.week}",
+        {
+            "week": n.week.isoformat(),
+            "candidates": [
+                {"behavior": c.behavior, "tier": c.tier.value, "clean_days": c.clean_days}
+                for c in n.candidates
+            ],
+        },
+    )
+
+
+def review_closed(n: ReviewClosed, ctx: Context) -> Iterator[Message]:
+    yield Message(
+        CHANNEL,
+        "review_closed",
+        f"review_closed:{n.week}",
+        {"week": n.week.isoformat(), "promoted": list(n.promoted), "held": list(n.held)},
+    )
