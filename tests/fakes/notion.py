@@ -188,20 +188,30 @@ class NotionServer(FakeService):
         self.tokens = {token}
         self.token = token
         self.clock = clock
-        self.rate_limit = rate_limit
+        self.rate_limit = self._initial_rate_limit = rate_limit
         self._lock = threading.RLock()
         self._order = itertools.count()
-        self.users: dict[str, User] = {}
-        self.bot = self._add_user(User(new_id(), bot_name, "bot"))
-        self.operator = self._add_user(User(new_id(), "Olivia Operator", "person"))
+        self.bot = User(new_id(), bot_name, "bot")
+        self.operator = User(new_id(), "Olivia Operator", "person")
+        self._clear_state()
+        # compile the description's validators before serving, so no test's first request
+        # waits for them (a timeout test would see that as a slow Notion)
+        notion_spec.operations()
+
+    def _clear_state(self) -> None:
+        self.users: dict[str, User] = {self.bot.id: self.bot, self.operator.id: self.operator}
         self.pages: dict[str, Page] = {}
         self.databases: dict[str, Database] = {}
         self.data_sources: dict[str, DataSource] = {}
         self.blocks: dict[str, Block] = {}
         self.children: dict[str, list[str]] = {}
-        # compile the description's validators before serving, so no test's first request
-        # waits for them (a timeout test would see that as a slow Notion)
-        notion_spec.operations()
+
+    def reset(self) -> None:
+        """An empty workspace again (the bot and the operator stay), default rate limit."""
+        with self._lock:
+            self._clear_state()
+            self.rate_limit = self._initial_rate_limit
+        super().reset()
 
     # -- seeding and reading (for tests) -----------------------------------------------------
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from tests.fakes.notion_spec import check_rich_text
+
 # the property types the fake keeps; Notion has a few more (formula, relation, rollup, ...)
 VALUE_TYPES = (
     "title",
@@ -371,6 +373,9 @@ def _shape(name: str, where: str, expected: str, value: Any = ...) -> Invalid:
 def _rich(name: str, prop: Prop, value: Any, users: Mapping[str, User]) -> Any:
     if not isinstance(value, list):
         raise _shape(name, f".{prop.type}", "an array", value)
+    problem = check_rich_text(value, ["properties", name, prop.type])
+    if problem:
+        raise Invalid(problem)
     return rich_text_out(value, users)
 
 

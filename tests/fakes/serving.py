@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import httpx
 import uvicorn
@@ -95,8 +95,9 @@ class TokenBucket:
             float(self.limit.burst), self.tokens + (now - self.stamp) * self.limit.per_second
         )
         self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        # a client paced at exactly the rate must not lose to a float's last digit
+        if self.tokens >= 1.0 - 1e-9:
+            self.tokens = max(0.0, self.tokens - 1.0)
             return None
         return (1.0 - self.tokens) / self.limit.per_second
 
@@ -530,7 +531,12 @@ class FakeService:
         raw = await request.body()
         if scope["path"].startswith("/_fake/"):
             body, _ = json_body(raw)
-            answer = await self._common_control(request, body) or await self.control(request, body)
+            try:
+                answer = await self._common_control(request, body) or await self.control(
+                    request, body
+                )
+            except (TypeError, ValueError, KeyError) as exc:
+                answer = Answer(400, {"error": f"{type(exc).__name__}: {exc}"})
             await answer.response()(scope, receive, send)
             return
         rec = self.recorder.add(self.record(request, raw))
@@ -575,16 +581,27 @@ class FakeService:
             return Answer(200, {"released": True})
         return None
 
+    def reset(self) -> None:
+        """Forget what was received, faults, held requests and rate-limit state (a subclass
+        also forgets its provider state), so one server can serve many tests."""
+        self.recorder.clear()
+        self.faults.clear()
+        self.release_held()
+        self.buckets.reset()
+        self.invalid_allowed = False
+        if not self.served.running:
+            self.served.start()
+
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> FakeService:
+    def start(self) -> Self:
         self.served.start()
         return self
 
     def stop(self) -> None:
         self.served.stop()
 
-    def __enter__(self) -> FakeService:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -628,9 +645,14 @@ class FakeService:
         self.holds.release_all()
         self.holds.rearm()
 
-    def go_down(self) -> None:
-        """Stop listening: connections are refused until `come_up()` (state is kept)."""
+    def go_down(self, seconds: float | None = None) -> None:
+        """Stop listening: connections are refused until `come_up()`, or for `seconds`
+        (state is kept)."""
         self.served.stop()
+        if seconds is not None:
+            timer = threading.Timer(seconds, self.come_up)
+            timer.daemon = True
+            timer.start()
 
     def come_up(self) -> None:
         self.served.start()

@@ -145,8 +145,9 @@ class SlackServer(FakeService):
         super().__init__(monotonic)
         self.token = token
         self.clock = clock
-        self.post_message_limit = post_message_limit
-        self.tier_limits = tier_limits
+        self.post_message_limit = self._initial_post_limit = post_message_limit
+        self.tier_limits = self._initial_tiers = tier_limits
+        self._initial_channels = channels
         self.team_id = "T0CLEANDAY"
         self.bot_user_id = "U0CLEANBOT"
         self.bot_id = "B0CLEANBOT"
@@ -157,6 +158,16 @@ class SlackServer(FakeService):
         self._block_ids = itertools.count(1)
         for name in channels:
             self.add_channel(name)
+
+    def reset(self) -> None:
+        """The channels it started with, empty, and its default rate limits."""
+        with self._lock:
+            self.channels.clear()
+            for name in self._initial_channels:
+                self.add_channel(name)
+            self.post_message_limit = self._initial_post_limit
+            self.tier_limits = self._initial_tiers
+        super().reset()
 
     # -- seeding and reading (for tests) -----------------------------------------------------
 

@@ -11,7 +11,7 @@ calls without pacing loosens them (`notion_server.set_rate_limit(None)`,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import notion_client
 import pytest
@@ -68,16 +68,45 @@ def make_slack_server() -> Iterator[MakeSlack]:
     _served(started)
 
 
-@pytest.fixture
-def notion_server(make_notion_server: MakeNotion) -> NotionServer:
-    """A fake Notion (token `ntn_test`, 3 requests/s per token, real clock)."""
-    return make_notion_server()
+@pytest.fixture(scope="module")
+def _shared_notion() -> Iterator[NotionServer]:
+    server = NotionServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def _shared_slack() -> Iterator[SlackServer]:
+    server = SlackServer().start()
+    yield server
+    server.stop()
+
+
+Served = TypeVar("Served", bound=FakeService)
+
+
+def _checked(server: Served) -> Iterator[Served]:
+    server.reset()
+    yield server
+    if not server.invalid_allowed and server.invalid_requests():
+        try:
+            server.assert_all_valid()
+        except AssertionError as exc:
+            pytest.fail(f"{type(server).__name__}: {exc}", pytrace=False)
 
 
 @pytest.fixture
-def slack_server(make_slack_server: MakeSlack) -> SlackServer:
-    """A fake Slack (token `xoxb-test`, channels #general and #alerts, Slack's limits)."""
-    return make_slack_server()
+def notion_server(_shared_notion: NotionServer) -> Iterator[NotionServer]:
+    """A fake Notion, emptied for this test (token `ntn_test`, 3 requests/s per token, real
+    clock); one server per test module, since starting one costs a tenth of a second."""
+    yield from _checked(_shared_notion)
+
+
+@pytest.fixture
+def slack_server(_shared_slack: SlackServer) -> Iterator[SlackServer]:
+    """A fake Slack, emptied for this test (token `xoxb-test`, channels #general and #alerts,
+    Slack's rate limits); one server per test module."""
+    yield from _checked(_shared_slack)
 
 
 @pytest.fixture
