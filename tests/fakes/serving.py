@@ -13,6 +13,7 @@ import contextlib
 import fnmatch
 import itertools
 import json
+import logging
 import math
 import os
 import signal
@@ -505,6 +506,7 @@ class FakeService:
         self.recorder = Recorder()
         self.holds = Holds()
         self.served = ServedApp(self, holds=self.holds)
+        self._timers: list[threading.Timer] = []
         # a fixture fails the test at teardown if a request did not validate, unless set
         self.invalid_allowed = False
 
@@ -552,7 +554,13 @@ class FakeService:
         if fault is not None and fault.kind in ("rate_limited", "error"):
             answer = self.fault_answer(fault)
         else:
-            answer = await self.answer(rec, request)
+            try:
+                answer = await self.answer(rec, request)
+            except Exception as exc:
+                # a bug in the fake, not the provider's answer: make the test fail on it
+                logging.getLogger(__name__).exception("fake %s crashed", type(self).__name__)
+                rec.valid, rec.problem = False, f"the fake itself failed: {exc!r}"
+                answer = Answer(500, {"error": rec.problem})
         if fault is not None and fault.kind == "slow":
             await asyncio.sleep(fault.delay)
         if fault is not None and fault.kind == "drop_after_write":
@@ -589,6 +597,9 @@ class FakeService:
         self.release_held()
         self.buckets.reset()
         self.invalid_allowed = False
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
         if not self.served.running:
             self.served.start()
 
@@ -652,6 +663,7 @@ class FakeService:
         if seconds is not None:
             timer = threading.Timer(seconds, self.come_up)
             timer.daemon = True
+            self._timers.append(timer)
             timer.start()
 
     def come_up(self) -> None:

@@ -93,7 +93,8 @@ def coerce(name: str, kind: str, value: Any) -> tuple[Any, str | None]:
             return value, None
         pattern = r"-?\d+" if kind == "integer" else r"-?\d+(\.\d+)?"
         if re.fullmatch(pattern, str(value)):
-            return (int(value) if kind == "integer" else float(value)), None
+            # a number sent as text stays text: it is usually a ts, compared to the digit
+            return (int(value) if kind == "integer" else str(value)), None
         return value, f"expected a {kind} for argument: {name}"
     if not isinstance(value, str | int | float):
         return value, f"expected a string for argument: {name}"

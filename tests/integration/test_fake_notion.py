@@ -556,3 +556,23 @@ def test_the_rate_limit_can_be_set_per_test(fast: NotionServer) -> None:
         client.users.me()
     assert limited.value.code == APIErrorCode.RateLimited
     assert limited.value.headers["retry-after"] == "1"
+
+
+async def test_the_async_client_reads_and_writes_the_same_way(fast: NotionServer) -> None:
+    parent = fast.add_page()
+    async with notion_client.AsyncClient(auth="ntn_test", base_url=fast.url) as client:
+        db = await client.databases.create(
+            parent={"type": "page_id", "page_id": parent},
+            title=text("Gate Failures"),
+            initial_data_source={"properties": {"Failure ID": {"title": {}}}},
+        )
+        ds_id = db["data_sources"][0]["id"]
+        await client.pages.create(
+            parent={"type": "data_source_id", "data_source_id": ds_id},
+            properties={"Failure ID": {"title": text("run-1/budget")}},
+        )
+        found = await client.data_sources.query(
+            ds_id, filter={"property": "Failure ID", "title": {"equals": "run-1/budget"}}
+        )
+    assert len(found["results"]) == 1
+    assert [r["Failure ID"] for r in fast.rows("Gate Failures")] == ["run-1/budget"]

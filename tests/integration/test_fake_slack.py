@@ -11,7 +11,9 @@ from urllib.error import URLError
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.fakes.serving import FakeClock, RateLimit
 from tests.fakes.slack import SlackServer
@@ -321,6 +323,12 @@ def test_server_errors_drops_and_outages_look_like_a_slack_that_is_down(
         slack.auth_test()
     assert slack.auth_test()["ok"] is True
 
+    fast.go_down(seconds=0.3)
+    with pytest.raises(URLError):
+        slack.auth_test()
+    time.sleep(0.5)
+    assert slack.auth_test()["ok"] is True
+
 
 def test_an_uncertain_send_is_found_in_history_by_its_metadata(
     fast: SlackServer, slack: WebClient
@@ -367,3 +375,17 @@ def test_a_hung_request_is_released_by_the_test(fast: SlackServer) -> None:
         impatient.auth_test()
     fast.release_held()
     assert impatient.auth_test()["ok"] is True
+
+
+async def test_the_async_client_posts_and_reads_history_the_same_way(fast: SlackServer) -> None:
+    client = AsyncWebClient(token="xoxb-test", base_url=fast.api_url)
+    fast.inject("rate_limited", "chat.postMessage", retry_after=0)
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=1))
+    posted = await client.chat_postMessage(
+        channel="#alerts", text="async alert", metadata=outbox_metadata(9)
+    )
+    history = await client.conversations_history(
+        channel=posted["channel"], include_all_metadata=True
+    )
+    assert [m["metadata"] for m in history["messages"]] == [outbox_metadata(9)]
+    assert [r.status for r in fast.requests("chat.postMessage")] == [429, 200]
