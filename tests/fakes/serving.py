@@ -158,13 +158,16 @@ class Fault:
     id: int = 0
 
     def matches(self, key: str) -> bool:
-        if self.where is None:
-            return True
-        if fnmatch.fnmatchcase(key, self.where):
-            return True
-        # a pattern without a method ("/v1/pages*") matches the path part of "METHOD /path"
-        _, _, path = key.partition(" ")
-        return " " not in self.where and bool(path) and fnmatch.fnmatchcase(path, self.where)
+        return self.where is None or key_matches(self.where, key)
+
+
+def key_matches(pattern: str, key: str) -> bool:
+    """An fnmatch pattern against a request key; a pattern without a method ("/v1/pages*")
+    matches the path part of "METHOD /path"."""
+    if fnmatch.fnmatchcase(key, pattern):
+        return True
+    _, _, path = key.partition(" ")
+    return " " not in pattern and bool(path) and fnmatch.fnmatchcase(path, pattern)
 
 
 class Faults:
@@ -285,7 +288,6 @@ class Holds:
 
     def __init__(self) -> None:
         self._release = threading.Event()
-        self.count = 0
 
     def release_all(self) -> None:
         self._release.set()
@@ -296,14 +298,12 @@ class Holds:
     async def hold(self, receive: Receive, limit_s: float = 300.0) -> None:
         """Wait until released, the client disconnects, or `limit_s` passes."""
         released = self._release
-        self.count += 1
         gone = asyncio.ensure_future(_wait_disconnect(receive))
         try:
             deadline = time.monotonic() + limit_s
             while not released.is_set() and not gone.done() and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
         finally:
-            self.count -= 1
             gone.cancel()
 
 
@@ -682,8 +682,7 @@ class FakeService:
         items = self.recorder.all()
         if where is None:
             return items
-        probe = Fault("error", where)
-        return [r for r in items if probe.matches(r.key)]
+        return [r for r in items if key_matches(where, r.key)]
 
     def invalid_requests(self) -> list[Received]:
         return [r for r in self.recorder.all() if not r.valid]
