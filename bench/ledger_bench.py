@@ -34,7 +34,7 @@ from cleanday.bulk import raw_insert, raw_update
 from cleanday.chain import NewEntry
 from cleanday.db import is_sqlite, make_engine, migrate, write_connection
 from cleanday.domain import EntryKind, Policy
-from cleanday.ledger import LedgerService
+from cleanday.ledger import LedgerService, reads
 from cleanday.models import T_BEHAVIORS, T_ENTRIES, T_RUNS, T_STATES
 from cleanday.registration import content_hash, preset_hash
 from cleanday.workorder import WorkOrder
@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         # where the time goes: the week's decisions (one indexed read) and the state rows
         with engine.connect() as conn:
             t = time.perf_counter()
-            svc._decisions(conn, sunday)
+            reads.decisions(svc, conn, sunday)
             figures["candidates_decisions_part_s"] = round(time.perf_counter() - t, 4)
         again = []
         for _ in range(3):
