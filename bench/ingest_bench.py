@@ -380,6 +380,29 @@ def in_process(n: int, behaviors: int, batch: int) -> float:
     return n / elapsed
 
 
+def commit_cost_us(n: int = 300) -> float:
+    """Microseconds per small write transaction of SQLite (WAL, synchronous=NORMAL, as the
+    ledger opens it) on the disk the benchmark's ledgers live on. The ingest figures move with
+    it more than with anything else measured (README, "Benchmarks"): a machine whose ledger
+    commits took about 500 us (profiled inside `report_run`) ingested single reports at a third
+    of the rate of one where they took about 130 us."""
+    import sqlite3
+
+    with tempfile.TemporaryDirectory(prefix="cleanday-commit-") as tmp:
+        conn = sqlite3.connect(Path(tmp) / "probe.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("CREATE TABLE t (x INTEGER)")
+        started = time.perf_counter()
+        for i in range(n):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO t VALUES (?)", (i,))
+            conn.execute("COMMIT")
+        elapsed = time.perf_counter() - started
+        conn.close()
+    return elapsed / n * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", type=int, default=20_000, help="reports per path")
@@ -413,6 +436,7 @@ def main() -> None:
         f"worker(s), {args.clients} client process(es), {os.cpu_count()} CPU(s)",
         flush=True,
     )
+    print(f"disk: one SQLite commit in {tempfile.gettempdir()} takes {commit_cost_us():.0f} us")
     for mode in args.only or ["single", "batch", "http-only"]:
         measure(args, mode)
     if args.in_process:
