@@ -257,10 +257,14 @@ class Router:
         except UnknownBehaviorError:
             previous = None
         version = self.bind_local(work_order)
-        if self.config.model_catalog and "openrouter" in work_order.transports.order:
+        order = work_order.transports.order
+        if self.config.model_catalog and any(
+            t in self._transports and self._transports[t].uses_model_list for t in order
+        ):
             self.catalog.refresh_soon()
         management = self._management()
-        if management is None or "openrouter" not in work_order.transports.order:
+        # the management key provisions OpenRouter keys: only a behavior routed there needs one
+        if management is None or "openrouter" not in order:
             return version
         key = work_order.key
         key_hash = previous.openrouter_key_hash if previous else None
