@@ -178,3 +178,48 @@ def test_every_publication_is_a_notice_for_the_reactions_that_follow(
         (Tier.C, 1, "forced promotion", False),
         (Tier.B, 3, "demotion: schema failed", True),  # v1, clean at A below B, as v3
     ]
+
+
+def test_preset_restore_command_publishes_the_new_version_for_the_current_tier(
+    routing_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[PresetPublished] = []
+
+    def record(n: PresetPublished, ctx: Context) -> Iterator[Message]:
+        seen.append(n)
+        return iter(())
+
+    handlers = {**HANDLERS, PresetPublished: [*HANDLERS[PresetPublished], record]}
+    clock = FakeClock(at("2026-11-08", 10))
+    svc = LedgerService(routing_engine, Policy(timezone="UTC"), clock, Reactions(handlers))
+    svc.register(_write(tmp_path, "v1 prompt", 0.7))
+    svc.override("seo_audit", "trusted already", tier=Tier.C)
+    svc.register(_write(tmp_path, "v2 prompt", 0.9))
+    seen.clear()
+
+    restored = svc.restore_preset("seo_audit", 1, by="cli")
+
+    assert restored == 3
+    assert svc.list_behaviors()[0].preset_version == 3  # one numbering, at once
+    current = PresetStore(routing_engine).current("seo_audit")
+    assert (current.version, current.spec.system_prompt) == (3, "v1 prompt")
+    assert [(n.tier, n.version, n.reason, n.restored) for n in seen] == [
+        (Tier.C, 3, "restored v1 by cli", True)
+    ]
+    lines = _history(routing_engine, monkeypatch)
+    assert lines[2].startswith("v3") and "published for C (restored v1 by cli" in lines[2]
+
+
+def test_preset_restore_command_names_a_version_that_does_not_exist(
+    routing_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc = LedgerService(routing_engine, Policy(timezone="UTC"), FakeClock(at("2026-11-08", 10)))
+    svc.register(_write(tmp_path, "v1 prompt", 0.7))
+    monkeypatch.setenv("DATABASE_URL", routing_engine.url.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    ok = runner.invoke(cli_app, ["preset", "restore", "seo_audit", "1"])
+    missing = runner.invoke(cli_app, ["preset", "restore", "seo_audit", "7"])
+    get_settings.cache_clear()
+    assert ok.exit_code == 0 and "seo_audit: v2 restored from v1" in ok.output, ok.output
+    assert missing.exit_code == 1 and "no preset version 7" in missing.output, missing.output

@@ -94,30 +94,6 @@ def test_demotion_keeps_the_current_version_when_it_is_the_clean_one(
     assert len(store.history("seo_audit")) == 1
 
 
-def test_preset_history_and_restore_commands(
-    sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DATABASE_URL", str(sqlite_engine.url))
-    get_settings.cache_clear()
-    store = PresetStore(sqlite_engine)
-    store.record("seo_audit", spec())
-    store.publish_for_tier("seo_audit", Tier.A, reason="registration")
-    store.record("seo_audit", spec(model="anthropic/test-model-b"))
-    runner = CliRunner()
-    out = runner.invoke(app, ["preset", "history", "seo_audit"])
-    assert out.exit_code == 0, out.output
-    lines = out.output.strip().splitlines()
-    assert lines[0].startswith("v1") and "published for A" in lines[0]
-    assert lines[1].startswith("v2") and "anthropic/test-model-b" in lines[1]
-    out = runner.invoke(app, ["preset", "restore", "seo_audit", "1"])
-    assert out.exit_code == 0, out.output
-    assert "v3 restored from v1" in out.output
-    assert store.current("seo_audit").spec.model == "anthropic/test-model-a"
-    out = runner.invoke(app, ["preset", "restore", "seo_audit", "7"])
-    assert out.exit_code == 1 and "no preset version 7" in out.output
-    get_settings.cache_clear()
-
-
 def test_keys_command_lists_spend_cap_share_and_projection(
     sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

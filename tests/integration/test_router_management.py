@@ -171,15 +171,22 @@ async def test_fake_openrouter_rejects_requests_outside_the_description(
     assert "limit_reset" in resp.json()["error"]["message"]
 
 
-async def test_restored_version_is_published_like_a_new_one(router: Router, fake: Any) -> None:
-    await router.bind(_wo())
+async def test_a_restored_version_reaches_openrouter_through_the_outbox(
+    router: Router, fake: Any, routing_engine: Engine
+) -> None:
+    ledger = LedgerService(routing_engine, Policy(), lambda: datetime(2026, 11, 9, tzinfo=UTC))
+    ledger.register_work_order(_wo(), "seo_audit.yaml")
+    await router.bind(_wo())  # provisions the key and publishes v1 for A
     changed = _wo()
     changed = changed.model_copy(
         update={"preset": changed.preset.model_copy(update={"system_prompt": "Be terse."})}
     )
+    ledger.register_work_order(changed, "seo_audit.yaml")
     await router.bind(changed)
-    restored = await router.restore_preset("seo_audit", 1)
-    assert restored.version == 3
+    assert ledger.restore_preset("seo_audit", 1) == 3
+    delivery = OutboxDelivery(routing_engine, {presets.CHANNEL: publish_presets(router)})
+    [done] = await delivery.drain()
+    assert (done.row.kind, done.note) == ("preset_publication", "published")
     prompts = [v["system_prompt"] for v in fake.presets["cleanday-seo-audit"]]
     assert prompts == ["Be brief.", "Be terse.", "Be brief."]
 

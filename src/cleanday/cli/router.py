@@ -92,15 +92,9 @@ def history(name: str) -> None:
 @preset.command("restore")
 @friendly
 def restore(name: str, version: int) -> None:
-    """Make a new version equal to VERSION (history is kept)."""
-    import asyncio
+    """Make a new version equal to VERSION (history is kept), published for the tier."""
+    from cleanday.cli.common import open_ledger
 
-    from cleanday.router.core import Router
-
-    settings = current_settings()
-    router = Router.from_settings(settings, _engine(settings))
-    try:
-        restored = asyncio.run(router.restore_preset(name, version))
-    finally:
-        router.engine.dispose()
-    typer.echo(f"{name}: v{restored.version} restored from v{version}")
+    with open_ledger() as ledger:
+        restored = ledger.restore_preset(name, version, by="cli")
+    typer.echo(f"{name}: v{restored} restored from v{version}")

@@ -1,5 +1,5 @@
 """The operator's acts on a behavior: overrides (a forced tier among them), pause, resume and
-retire, and Promote/Hold decisions in the Sunday review."""
+retire, Promote/Hold decisions in the Sunday review, and restoring a preset version."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from cleanday.ledger.core import LedgerCore, behavior
 from cleanday.ledger.folding import commit_facts
 from cleanday.ledger.schemas import BehaviorRow
 from cleanday.models import T_BEHAVIORS
-from cleanday.notices import StatusChanged
+from cleanday.notices import PresetPublished, StateChanged, StatusChanged
+from cleanday.presets import PresetStore
 
 _VERBS = {EntryKind.PAUSED: "pause", EntryKind.RESUMED: "resume", EntryKind.RETIRED: "retire"}
 _ALLOWED = {
@@ -102,3 +103,37 @@ def decide(
             {"week": week.isoformat(), "decision": decision.value, "by": by},
         )
         commit_facts(ledger, uow, name, [fact])
+
+
+def restore_preset(ledger: LedgerCore, name: str, version: int, by: str = "operator") -> int:
+    """Make a new preset version equal to `version` (history is kept) and publish it for the
+    behavior's tier; returns the new version's number. Raises what a lifecycle publication
+    raises (PresetPublished, so OpenRouter gets it too, and StateChanged for the row)."""
+    with ledger.unit_of_work() as uow:
+        now = uow.now
+        state = ledger.view(uow.conn, name, now)
+        store = PresetStore(ledger.engine, clock=lambda: now)
+        restored = store.restore(name, version, conn=uow.conn)
+        reason = f"restored v{version} by {by}"
+        store.publish(name, state.tier, restored.version, reason, conn=uow.conn)
+        key = f"restore:v{restored.version}"
+        uow.notify(
+            PresetPublished(name, now, restored.version, state.tier, reason, key, restored=True)
+        )
+        r = reads.row(uow.conn, name)
+        uow.notify(
+            StateChanged(
+                name,
+                now,
+                tier=r.tier,
+                status=r.status,
+                clean_days=r.clean_days,
+                candidate=r.candidate,
+                last_gate_failure=r.last_gate_failure,
+                last_failure_gate=r.last_failure_gate,
+                last_failure_reason=r.last_failure_reason,
+                version=r.version,
+                preset_version=r.preset_version,
+            )
+        )
+        return restored.version

@@ -112,6 +112,9 @@ class LedgerService(LedgerCore):
     def decide(self, name: str, week: date, decision: Decision, by: str = "operator") -> None:
         acts.decide(self, name, week, decision, by)
 
+    def restore_preset(self, name: str, version: int, by: str = "operator") -> int:
+        return acts.restore_preset(self, name, version, by)
+
     # -- reviews and days -----------------------------------------------------------------
 
     def candidates(self, week: date | None = None) -> list[BehaviorRow]:

@@ -335,13 +335,6 @@ class Router:
         await self._publish_remote(behavior, version, tier)
         return version
 
-    async def restore_preset(self, behavior: str, version: int) -> PresetVersion:
-        """`cleanday preset restore`: a new version equal to `version`, published like any new
-        version (the tier's parameters travel with each call, so base parameters suffice)."""
-        restored = self.presets.restore(behavior, version)
-        await self._publish_remote(behavior, restored, Tier.A)
-        return restored
-
     async def publish_remote(self, behavior: str, version: int, tier: Tier) -> bool:
         """Publish a recorded version for `tier` to OpenRouter, when the behavior's presets live
         there too (how the ledger's promotions and demotions reach it, through the outbox);
