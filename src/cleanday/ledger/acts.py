@@ -108,7 +108,7 @@ def decide(
 def restore_preset(ledger: LedgerCore, name: str, version: int, by: str = "operator") -> int:
     """Make a new preset version equal to `version` (history is kept) and publish it for the
     behavior's tier; returns the new version's number. Raises what a lifecycle publication
-    raises (PresetPublished, so OpenRouter gets it too, and StateChanged for the row)."""
+    raises (PresetPublished and StateChanged, for their reactions)."""
     with ledger.unit_of_work() as uow:
         now = uow.now
         state = ledger.view(uow.conn, name, now)
