@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     # run the day close / Sunday review / Sunday close jobs inside the service process
     scheduler_enabled: bool = Field(default=True, alias="CLEANDAY_SCHEDULER")
 
+    # how long a webhook's answer waits for its run to start; a delivery not started by then is
+    # answered 202 all the same (it is stored) and started by the retry round
+    webhook_start_wait_s: float = Field(
+        default=2.0, ge=0, alias="CLEANDAY_WEBHOOK_START_WAIT_SECONDS"
+    )
+    # how often the service starts stored webhook deliveries that Temporal could not take
+    webhook_retry_s: float = Field(default=5.0, gt=0, alias="CLEANDAY_WEBHOOK_RETRY_SECONDS")
+
     temporal_address: str = Field(default="127.0.0.1:7233", alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
     temporal_ui_port: int = Field(default=8233, alias="TEMPORAL_UI_PORT")
