@@ -22,12 +22,14 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from cleanday.config import Settings
 from cleanday.db import make_engine, migrate
 from cleanday.ledger import LedgerService
 from cleanday.models import T_WEBHOOK_DELIVERIES
 from cleanday.registration import parse_work_order
+from cleanday.runtime.starter import run_inbox
 from cleanday.service import create_app
 from cleanday.service.routes import hooks
 from cleanday.webhook_inbox import WebhookInbox
@@ -377,3 +379,23 @@ def test_a_400_mib_unsigned_chunked_body_leaves_the_service_memory_flat(tmp_path
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_the_service_starts_stored_deliveries_by_itself_once_temporal_answers(
+    one_instance: FastAPI,
+) -> None:
+    temporal = Temporal()
+    inbox = WebhookInbox(one_instance.state.service.engine, temporal, clock=Clock(NOW))
+    one_instance.state.webhook_inbox = inbox
+    run_inbox(one_instance, inbox, every_s=0.05)  # what attach_runtime does, on a short period
+    temporal.up = False
+    with TestClient(one_instance) as client:
+        body = b'{"note": "while down"}'
+        r = client.post("/hooks/hook_notes", content=body, headers=_signed(body))
+        assert r.status_code == 202 and r.json()["started"] is False, r.text
+        temporal.up = True
+        deadline = time.monotonic() + 10
+        while r.json()["workflow_id"] not in temporal.runs:
+            assert time.monotonic() < deadline, "the stored delivery was never started"
+            time.sleep(0.05)
+    assert list(temporal.runs.values()) == [{"note": "while down"}]
