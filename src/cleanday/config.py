@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # how often the service starts stored webhook deliveries that Temporal could not take
     webhook_retry_s: float = Field(default=5.0, gt=0, alias="CLEANDAY_WEBHOOK_RETRY_SECONDS")
 
+    # PostgreSQL connections the router's budget path keeps per event loop; calls beyond them
+    # wait for one (each worker process needs this many of the server's max_connections)
+    budget_pool_size: int = Field(default=10, ge=1, alias="CLEANDAY_BUDGET_POOL_SIZE")
+
     temporal_address: str = Field(default="127.0.0.1:7233", alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
     temporal_ui_port: int = Field(default=8233, alias="TEMPORAL_UI_PORT")

@@ -188,7 +188,7 @@ class Router:
         engine = engine or make_engine(settings.resolved_database_url)
         return cls(
             settings,
-            SpendStore(engine, timezone=settings.timezone),
+            SpendStore(engine, timezone=settings.timezone, pool_size=settings.budget_pool_size),
             PresetStore(engine),
             SecretResolver(),
         )
