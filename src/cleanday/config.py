@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,6 +32,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     token: str | None = Field(default=None, alias="CLEANDAY_TOKEN")
     timezone: str = Field(default="UTC", alias="CLEANDAY_TIMEZONE")
+    # where `file:` secret references may point (os.pathsep-separated directories); default
+    # the data dir's `secrets/`. The data dir's `keys/` (keys cleanday provisioned) always is.
+    secret_dirs: str | None = Field(default=None, alias="CLEANDAY_SECRET_DIRS")
     behaviors_dir: Path = Field(
         default_factory=default_behaviors_dir, alias="CLEANDAY_BEHAVIORS_DIR"
     )
@@ -80,6 +84,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'ledger.db').resolve()}"
+
+    @property
+    def resolved_secret_dirs(self) -> tuple[Path, ...]:
+        """The directories `file:` secret references must lie in."""
+        configured = [Path(p) for p in (self.secret_dirs or "").split(os.pathsep) if p.strip()]
+        return (*(configured or [self.data_dir / "secrets"]), self.data_dir / "keys")
 
     @property
     def resolved_local_provider_url(self) -> str:

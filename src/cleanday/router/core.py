@@ -158,6 +158,8 @@ class Router:
         self.spend = spend_store
         self.presets = presets
         self.resolver = resolver
+        # the keys this router provisions on OpenRouter live in its data dir's keys/
+        resolver.allow_directory(settings.data_dir / "keys")
         self.redact: Redactor = resolver.redactor
         self._client = http_client
         self.config = config or load_router_config(settings.router_config)
