@@ -57,7 +57,7 @@ from cleanday.budget.base import (
 )
 from cleanday.budget.periods import as_utc, period_bounds
 from cleanday.budget.sql import SETTLE, SQL_SETTLE, SqlAlchemyTx, pyformat
-from cleanday.errors import ConfigError
+from cleanday.errors import BudgetExceeded, ConfigError
 
 T = TypeVar("T")
 log = logging.getLogger("cleanday.budget")
@@ -252,8 +252,20 @@ class PostgresBudget:
     def reserve(
         self, behavior: str, prepare: Prepare[T], now: datetime, run_id: str | None
     ) -> tuple[T, Reservation]:
-        with self.engine.begin() as conn:
-            return reserve_in(SqlAlchemyTx(conn), behavior, prepare, now, self.timezone, run_id)
+        with self.engine.connect() as conn:
+            tx = conn.begin()
+            try:
+                result = reserve_in(
+                    SqlAlchemyTx(conn), behavior, prepare, now, self.timezone, run_id
+                )
+            except BudgetExceeded:
+                tx.commit()  # the running total it summed (cleanday_reserve keeps it too)
+                raise
+            except BaseException:
+                tx.rollback()
+                raise
+            tx.commit()
+            return result
 
     def settle(self, reservation: Reservation, settlement: Settlement, at: datetime) -> None:
         with self.engine.begin() as conn:
