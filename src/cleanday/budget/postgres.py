@@ -10,8 +10,9 @@ The binding and the latest preset are cached per behavior; the reservation is on
 function `cleanday_reserve` (migration 0004_budget_reserve), which takes the key's lock (the
 binding row, FOR UPDATE), checks that the cached rows are still current by their fingerprint,
 and inserts the reservation when spend + estimate fits the cap. A rebinding or a new preset
-version is thus seen on the very next call, which then plans again on rows read
-under the lock.
+version is thus seen on the very next call, which then plans again on rows read under the
+lock. The spend it checks is the key's running total plus its live reservations (migration
+0010b_spend_totals), not a sum over the period's calls.
 
 These budget transactions do not wait for their WAL record to reach the disk: SQLite's ledger
 (WAL, synchronous=NORMAL) already works this way, and on a busy disk the flush is most of a
