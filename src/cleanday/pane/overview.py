@@ -187,6 +187,16 @@ def overview(
     total = conn.execute(
         sa.select(sa.func.count()).select_from(T_STATES).where(*where)
     ).scalar_one()
+    # the page's names first, in the primary key's order: sorting whole joined rows (their Work
+    # Orders included) would cost as much as the list of every behavior
+    page_names = (
+        sa.select(T_STATES.c.behavior)
+        .where(*where)
+        .order_by(T_STATES.c.behavior)
+        .limit(filters.per_page)
+        .offset((filters.page - 1) * filters.per_page)
+    )
+    names = list(conn.execute(page_names).scalars())
     rows = conn.execute(
         sa.select(
             T_STATES.c.behavior,
@@ -202,12 +212,9 @@ def overview(
             T_BEHAVIORS.c.work_order,
         )
         .join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
-        .where(*where)
+        .where(T_STATES.c.behavior.in_(names))
         .order_by(T_STATES.c.behavior)
-        .limit(filters.per_page)
-        .offset((filters.page - 1) * filters.per_page)
     ).all()
-    names = [r.behavior for r in rows]
     reasons = failure_reasons(conn, [(r.behavior, r.last_failure_run) for r in rows])
     runs = last_runs(conn, names)
     spend = spend_of(conn, names, now, policy.timezone)
@@ -267,16 +274,17 @@ def failure_reasons(
     wanted = {(b, f"run:{r}") for b, r in runs if r}
     if not wanted:
         return {}
+    # by (behavior, key) alone, so that the unique index answers: with the kind in the query
+    # SQLite would walk every run report by kind instead
     found = conn.execute(
-        sa.select(T_ENTRIES.c.behavior, T_ENTRIES.c.key, T_ENTRIES.c.data).where(
+        sa.select(T_ENTRIES.c.behavior, T_ENTRIES.c.key, T_ENTRIES.c.kind, T_ENTRIES.c.data).where(
             T_ENTRIES.c.behavior.in_(sorted({b for b, _ in wanted})),
             T_ENTRIES.c.key.in_(sorted({k for _, k in wanted})),
-            T_ENTRIES.c.kind == EntryKind.RUN_REPORTED.value,
         )
     ).all()
     out: dict[str, tuple[str, ...]] = {}
-    for behavior, key, data in found:
-        if (behavior, key) in wanted:
+    for behavior, key, kind, data in found:
+        if (behavior, key) in wanted and kind == EntryKind.RUN_REPORTED.value:
             out[behavior] = tuple(
                 f"{g.get('name')}: {g.get('reason') or 'failed'}"
                 for g in (data or {}).get("gates", ())
