@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     service_url: str | None = Field(default=None, alias="CLEANDAY_URL")
     # run the day close / Sunday review / Sunday close jobs inside the service process
     scheduler_enabled: bool = Field(default=True, alias="CLEANDAY_SCHEDULER")
+    # the Pane of Glass: reading without signing in is allowed from loopback addresses (turn
+    # it off behind a reverse proxy on the same host, whose requests all come from loopback)
+    pane_loopback_reads: bool = Field(default=True, alias="CLEANDAY_PANE_LOOPBACK_READS")
+    pane_session_hours: float = Field(default=12.0, gt=0, alias="CLEANDAY_PANE_SESSION_HOURS")
 
     # how long a webhook's answer waits for its run to start; a delivery not started by then is
     # answered 202 all the same (it is stored) and started by the retry round

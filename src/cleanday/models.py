@@ -166,6 +166,8 @@ class PendingItem(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("behavior", "item_id", name="uq_pending_items_behavior_item"),
         sa.Index("ix_pending_items_behavior_status", "behavior", "status"),
+        # what waits for the operator across every behavior, oldest first (0011_pane)
+        sa.Index("ix_pending_items_status_id", "status", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -235,6 +237,17 @@ class WebhookDelivery(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
 
 
+class PaneSignout(SQLModel, table=True):
+    """A Pane of Glass session signed out before it expired: refused by every service instance
+    (the session itself is a signed cookie; this is all the server keeps of it)."""
+
+    __tablename__ = "pane_signouts"
+
+    session_id: str = Field(max_length=64, primary_key=True)
+    expires_at: datetime = _ts(index=True)  # the session's own expiry; pruned after it
+    signed_out_at: datetime = _ts()
+
+
 # Core table handles, for the bulk and chain code that works below the ORM.
 T_BEHAVIORS: sa.Table = SQLModel.metadata.tables["behaviors"]
 T_VERSIONS: sa.Table = SQLModel.metadata.tables["behavior_versions"]
@@ -246,3 +259,4 @@ T_PENDING: sa.Table = SQLModel.metadata.tables["pending_items"]
 T_OUTBOX: sa.Table = SQLModel.metadata.tables["outbox"]
 T_JOBS: sa.Table = SQLModel.metadata.tables["job_runs"]
 T_WEBHOOK_DELIVERIES: sa.Table = SQLModel.metadata.tables["webhook_deliveries"]
+T_PANE_SIGNOUTS: sa.Table = SQLModel.metadata.tables["pane_signouts"]

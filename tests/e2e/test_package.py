@@ -41,6 +41,7 @@ TEST_TOOLS = {
     "mypy",
     "types-pyyaml",
     "hatchling",
+    "playwright",  # drives Debian's Chromium in the Pane's browser test
 }
 
 

@@ -91,6 +91,7 @@ def create_app(
 
     for module in (pane, behaviors, runs, permits, reviews, days):
         app.include_router(module.router)
+    app.mount(pane.STATIC_PATH, pane.static_files(), name="pane-static")
     # a worker's requests of every run skip the routing machinery (cleanday.service.fastpath)
     for fast in FAST_PATHS:
         app.add_middleware(fast)

@@ -4,7 +4,7 @@ every service instance on this database shares (it replaces the per-instance
 `<data dir>/webhook_signatures.db`, which this migration leaves alone: it is no longer read).
 
 Revision ID: 0010_webhook_deliveries
-Revises: 0005_state_fillfactor
+Revises: 0011_pane
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_webhook_deliveries"
-down_revision = "0005_state_fillfactor"
+down_revision = "0011_pane"
 branch_labels = None
 depends_on = None
 
