@@ -1,7 +1,7 @@
 """Router overhead per call against a bare httpx POST to the same local provider, in one run.
 
     .venv/bin/python bench/router_bench.py [--quick] [--calls N] [--postgres SERVER_URL]
-        [--with-settlement]
+        [--with-settlement] [--prefill ROWS]
 
 Starts the local provider in its own process, binds one behavior on a fresh SQLite ledger (or
 the PostgreSQL given), then alternates a bare POST and a `Router.complete` of the same request
@@ -10,6 +10,9 @@ per-call time minus the bare POST's: key and preset lookup, guardrails, the budg
 and its settlement in the database, secret resolution and response parsing. On PostgreSQL an
 answered call's settlement is written after the call returns; it is drained between calls,
 outside the timed windows, unless `--with-settlement` times it as part of the call.
+
+`--prefill ROWS` writes that many settled calls into the key's current period first, as a busy
+key has by the end of a day (or a month): what a budget check costs as the period fills up.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from sqlalchemy import Engine, text
 
 from cleanday.budget import SpendStore
 from cleanday.config import Settings
@@ -71,8 +76,34 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _prefill(engine: Engine, behavior: str, rows: int) -> None:
+    """`rows` settled calls of `behavior` earlier in its current (month) period."""
+    now = datetime.now(UTC)
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    span = max((now - start).total_seconds() - 60, 1.0)
+    values = [
+        {"b": behavior, "at": now - timedelta(seconds=60 + span * i / max(rows, 1))}
+        for i in range(rows)
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "insert into key_spend (behavior, at, transport, model, estimate_usd, cost_usd, "
+                "status, tokens_in, tokens_out) values (:b, :at, 'openrouter', 'bench/model', "
+                "0.0001, 0.0001, 'settled', 10, 5)"
+            ),
+            values,
+        )
+
+
 async def _run(
-    calls: int, database_url: str | None, data_dir: Path, url: str, *, with_settlement: bool
+    calls: int,
+    database_url: str | None,
+    data_dir: Path,
+    url: str,
+    *,
+    with_settlement: bool,
+    prefill: int = 0,
 ) -> None:
     engine = make_engine(database_url or f"sqlite:///{data_dir / 'ledger.db'}")
     migrate(engine)
@@ -107,6 +138,8 @@ async def _run(
             }
         )
     )
+    if prefill:
+        _prefill(engine, name, prefill)
     messages = [{"role": "user", "content": "ping"}]
     bare_body = {
         "model": "bench/model",
@@ -151,6 +184,7 @@ async def _run(
     timed = "call + its settlement" if with_settlement else "call"
     print(
         f"router_bench: {calls} calls, ledger on {backend}, load average {load:.2f}, timed: {timed}"
+        f", {prefill} spend rows already in the period"
     )
     print(f"  bare httpx POST  p50 {_pct(bare, 0.5):7.3f} ms   p99 {_pct(bare, 0.99):7.3f} ms")
     print(f"  Router.complete  p50 {_pct(routed, 0.5):7.3f} ms   p99 {_pct(routed, 0.99):7.3f} ms")
@@ -175,6 +209,13 @@ def main() -> None:
         "call returns; by default that happens outside both timed windows)",
     )
     parser.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="settled calls already in the key's period before timing (a busy day: 6000)",
+    )
+    parser.add_argument(
         "--postgres",
         metavar="SERVER_URL",
         default=None,
@@ -194,6 +235,7 @@ def main() -> None:
                     Path(tmp),
                     f"http://127.0.0.1:{port}",
                     with_settlement=args.with_settlement,
+                    prefill=args.prefill,
                 )
             )
     finally:

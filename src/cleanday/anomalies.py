@@ -8,7 +8,9 @@ Detectors (thresholds per behavior, `cleanday.workorder.AnomalyThresholds`):
 - cost: cost above cost_factor x the trailing median;
 - latency: latency above latency_factor x the median;
 - fallback: the router fell back from its primary transport (when fallback_is_anomaly);
-- output_size: output size outside [size_low_factor x median, size_high_factor x median].
+- output_size: output size outside [size_low_factor x median, size_high_factor x median];
+- provider_answer: the router did not take a provider's answer as sent (a cost it reported
+  that is not a cost, an answer without usage, a malformed 200 it fell back from): always.
 A detector whose median is unknown (no runs yet) or zero finds nothing. Every flag's detail states
 the numbers. Pure functions: no I/O, no clock.
 """
@@ -32,6 +34,8 @@ class RunFacts:
     output_size: int | None = None
     fell_back: bool = False
     fallback_detail: str = ""
+    # what the router did not take as a provider sent it (cleanday.router.Completion.doubts)
+    doubts: tuple[str, ...] = ()
 
     @classmethod
     def from_result(cls, result: StepResult, output_size: int | None = None) -> RunFacts:
@@ -47,6 +51,7 @@ class RunFacts:
             output_size=size,
             fell_back=bool(fell),
             fallback_detail=", ".join(f"{c.model} via {c.transport}" for c in fell),
+            doubts=tuple(d for c in calls for d in c.doubts),
         )
 
 
@@ -137,7 +142,13 @@ def output_size(t: AnomalyThresholds, f: RunFacts, m: Medians) -> AnomalyFlag | 
     return None
 
 
-DETECTORS = (cost, latency, fallback, output_size)
+def provider_answer(t: AnomalyThresholds, f: RunFacts, m: Medians) -> AnomalyFlag | None:
+    if not f.doubts:
+        return None
+    return AnomalyFlag("provider_answer", "; ".join(f.doubts)[:1000])
+
+
+DETECTORS = (cost, latency, fallback, output_size, provider_answer)
 
 
 def detect(thresholds: AnomalyThresholds, facts: RunFacts, medians: Medians) -> list[AnomalyFlag]:

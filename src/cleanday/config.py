@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,6 +32,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     token: str | None = Field(default=None, alias="CLEANDAY_TOKEN")
     timezone: str = Field(default="UTC", alias="CLEANDAY_TIMEZONE")
+    # where `file:` secret references may point (os.pathsep-separated directories); default
+    # the data dir's `secrets/`. The data dir's `keys/` (keys cleanday provisioned) always is.
+    secret_dirs: str | None = Field(default=None, alias="CLEANDAY_SECRET_DIRS")
     behaviors_dir: Path = Field(
         default_factory=default_behaviors_dir, alias="CLEANDAY_BEHAVIORS_DIR"
     )
@@ -44,6 +48,18 @@ class Settings(BaseSettings):
     # it off behind a reverse proxy on the same host, whose requests all come from loopback)
     pane_loopback_reads: bool = Field(default=True, alias="CLEANDAY_PANE_LOOPBACK_READS")
     pane_session_hours: float = Field(default=12.0, gt=0, alias="CLEANDAY_PANE_SESSION_HOURS")
+
+    # how long a webhook's answer waits for its run to start; a delivery not started by then is
+    # answered 202 all the same (it is stored) and started by the retry round
+    webhook_start_wait_s: float = Field(
+        default=2.0, ge=0, alias="CLEANDAY_WEBHOOK_START_WAIT_SECONDS"
+    )
+    # how often the service starts stored webhook deliveries that Temporal could not take
+    webhook_retry_s: float = Field(default=5.0, gt=0, alias="CLEANDAY_WEBHOOK_RETRY_SECONDS")
+
+    # PostgreSQL connections the router's budget path keeps per event loop; calls beyond them
+    # wait for one (each worker process needs this many of the server's max_connections)
+    budget_pool_size: int = Field(default=10, ge=1, alias="CLEANDAY_BUDGET_POOL_SIZE")
 
     temporal_address: str = Field(default="127.0.0.1:7233", alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
@@ -72,6 +88,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'ledger.db').resolve()}"
+
+    @property
+    def resolved_secret_dirs(self) -> tuple[Path, ...]:
+        """The directories `file:` secret references must lie in."""
+        configured = [Path(p) for p in (self.secret_dirs or "").split(os.pathsep) if p.strip()]
+        return (*(configured or [self.data_dir / "secrets"]), self.data_dir / "keys")
 
     @property
     def resolved_local_provider_url(self) -> str:

@@ -98,6 +98,15 @@ class WebhookRejected(CleandayError):
         super().__init__(reason)
 
 
+class RequestTooLarge(CleandayError):
+    """A request body past its limit (413), refused while it streams; `limit` is the limit in
+    bytes."""
+
+    def __init__(self, message: str, limit: int) -> None:
+        self.limit = limit
+        super().__init__(message)
+
+
 class LedgerUnavailable(CleandayError):
     """The ledger service did not answer, or answered 5xx; activities retry on this."""
 

@@ -213,6 +213,30 @@ class JobRun(SQLModel, table=True):
     result: dict[str, Any] = _json()
 
 
+class WebhookDelivery(SQLModel, table=True):
+    """An accepted webhook delivery: stored before it is answered, started as a run when Temporal
+    answers (`cleanday.webhook_inbox`). Its signature is the replay store every instance shares."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # the deliveries still to start, oldest first
+        sa.Index("ix_webhook_deliveries_started_id", "started_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    signature: str = Field(max_length=64, unique=True)
+    behavior: str = Field(max_length=64)
+    workflow_id: str = Field(max_length=256)
+    payload: dict[str, Any] = _json()
+    signed_at: datetime = _ts()
+    # past this the signature can no longer verify (stale), so a started row may be forgotten
+    expires_at: datetime = _ts(index=True)
+    received_at: datetime = _ts()
+    started_at: datetime | None = _ts(nullable=True)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+
+
 class PaneSignout(SQLModel, table=True):
     """A Pane of Glass session signed out before it expired: refused by every service instance
     (the session itself is a signed cookie; this is all the server keeps of it)."""
@@ -234,4 +258,5 @@ T_RUNS: sa.Table = SQLModel.metadata.tables["runs"]
 T_PENDING: sa.Table = SQLModel.metadata.tables["pending_items"]
 T_OUTBOX: sa.Table = SQLModel.metadata.tables["outbox"]
 T_JOBS: sa.Table = SQLModel.metadata.tables["job_runs"]
+T_WEBHOOK_DELIVERIES: sa.Table = SQLModel.metadata.tables["webhook_deliveries"]
 T_PANE_SIGNOUTS: sa.Table = SQLModel.metadata.tables["pane_signouts"]

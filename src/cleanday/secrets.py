@@ -13,6 +13,13 @@ registration, the worker resolves them) with an entry point in the group
     vault = "mypackage.vault:read_secret"
 
 Code running inside one process can call `register_scheme` instead.
+
+A `file:` reference resolves only inside the secret directories (`CLEANDAY_SECRET_DIRS`, by
+default the data dir's `secrets/`; the data dir's `keys/`, where cleanday keeps the OpenRouter
+keys it provisions, always): no `..`, and no symlink that leads out of them. Registration
+refuses one that points elsewhere (`check_reference`), and resolution refuses it again, after
+following symlinks: otherwise any readable file (`file:/etc/hostname`) would be sent to a
+provider as a key.
 """
 
 from __future__ import annotations
@@ -21,10 +28,11 @@ import functools
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
-from pathlib import Path
+from pathlib import Path, PurePath
 
+from cleanday.config import Settings
 from cleanday.errors import SecretResolutionError
 
 REDACTED = "[redacted]"
@@ -159,18 +167,61 @@ def split_reference(ref: str) -> tuple[str, str] | None:
     return None
 
 
-def check_reference(ref: str) -> None:
-    """Refuse a reference this process could not resolve for its shape or its scheme (without
-    resolving it: the secret need not exist where the Work Order is registered)."""
+def default_secret_dirs() -> tuple[Path, ...]:
+    """The secret directories of this process's settings (`CLEANDAY_SECRET_DIRS`)."""
+    return Settings().resolved_secret_dirs
+
+
+def _outside(path: str, dirs: Sequence[Path]) -> str:
+    shown = ", ".join(str(d) for d in dirs)
+    return (
+        f"secret reference file:{path} is outside the secret directories ({shown}); put the "
+        "file in one of them, or name its directory in CLEANDAY_SECRET_DIRS"
+    )
+
+
+def contained_file(path: str, dirs: Sequence[Path], *, follow: bool) -> Path:
+    """`path` when it lies inside one of `dirs`, else SecretResolutionError. `..` is refused
+    outright; with `follow`, symlinks are followed first (the file must then exist), so one
+    that leads out of the directories is refused too."""
+    if ".." in PurePath(path).parts:
+        raise SecretResolutionError(
+            f"secret reference file:{path}: '..' is not allowed in a secret file's path; "
+            "name the file inside a secret directory directly"
+        )
+    candidate = Path(path)
+    if follow:
+        try:
+            candidate = candidate.resolve(strict=True)
+        except OSError as exc:
+            raise SecretResolutionError(
+                f"secret reference file:{path}: cannot read the file ({exc.strerror or exc})"
+            ) from None
+        roots = [d.resolve() for d in dirs]
+    else:
+        candidate = Path(os.path.abspath(candidate))
+        roots = [Path(os.path.abspath(d)) for d in dirs] + [d.resolve() for d in dirs]
+    if not any(candidate.is_relative_to(root) and candidate != root for root in roots):
+        raise SecretResolutionError(_outside(path, dirs))
+    return candidate
+
+
+def check_reference(ref: str, secret_dirs: Sequence[Path] | None = None) -> None:
+    """Refuse a reference this process could not resolve for its shape or its scheme, and a
+    `file:` reference outside the secret directories (without resolving it: the secret need
+    not exist where the Work Order is registered)."""
     parts = split_reference(ref)
     if parts is None:
         raise SecretResolutionError(
             f"{ref!r} is not a secret reference; write env:NAME, file:/path or "
             f"<scheme>:<rest> with one of {_allowed(known_schemes())}"
         )
-    scheme = parts[0]
+    scheme, rest = parts
     if scheme not in BUILTIN_SCHEMES and scheme not in _plugged_schemes():
         raise SecretResolutionError(_unknown(ref, scheme, known_schemes()))
+    if scheme == "file":
+        dirs = default_secret_dirs() if secret_dirs is None else secret_dirs
+        contained_file(rest, dirs, follow=Path(rest).exists())
 
 
 def _unknown(ref: str, scheme: str, schemes: tuple[str, ...]) -> str:
@@ -180,19 +231,35 @@ def _unknown(ref: str, scheme: str, schemes: tuple[str, ...]) -> str:
 class SecretResolver:
     """Turns a reference into a Secret, teaching its redactor the value.
 
-    Reads `env:` from `env` (the process environment by default) and `file:` from disk; the
-    schemes plugged into the process (see the module docstring), and any registered on this
-    resolver alone with `register`, resolve the rest. Errors name the reference, never a value.
+    Reads `env:` from `env` (the process environment by default) and `file:` from disk, inside
+    `secret_dirs` only (the settings' secret directories by default); the schemes plugged into
+    the process (see the module docstring), and any registered on this resolver alone with
+    `register`, resolve the rest. Errors name the reference, never a value.
     """
 
     def __init__(
         self,
         env: Mapping[str, str] | None = None,
         redactor: Redactor | None = None,
+        secret_dirs: Sequence[Path] | None = None,
     ) -> None:
         self._env = env if env is not None else os.environ
         self.redactor = redactor or Redactor()
+        self._dirs: list[Path] | None = None if secret_dirs is None else list(secret_dirs)
+        self._extra_dirs: list[Path] = []
         self._own: dict[str, SchemeResolver] = {"env": self._from_env, "file": self._from_file}
+
+    @property
+    def secret_dirs(self) -> tuple[Path, ...]:
+        if self._dirs is None:
+            self._dirs = list(default_secret_dirs())
+        return (*self._dirs, *self._extra_dirs)
+
+    def allow_directory(self, path: Path) -> None:
+        """Let `file:` references of this resolver read inside `path` too (the router's data
+        dir's `keys/`, where the keys it provisions live)."""
+        if path not in self._extra_dirs:
+            self._extra_dirs.append(path)
 
     def register(self, scheme: str, resolver: SchemeResolver) -> None:
         """Plug `scheme` into this resolver only (`register_scheme` plugs it in everywhere)."""
@@ -226,10 +293,10 @@ class SecretResolver:
             )
         return value
 
-    @staticmethod
-    def _from_file(path: str) -> str:
+    def _from_file(self, path: str) -> str:
+        contained = contained_file(path, self.secret_dirs, follow=True)
         try:
-            return Path(path).read_text()
+            return contained.read_text()
         except OSError as exc:
             raise SecretResolutionError(
                 f"secret reference file:{path}: cannot read the file ({exc.strerror})"

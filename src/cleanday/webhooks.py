@@ -13,10 +13,11 @@ the HTTP status to answer with:
 - 401 the signature header is missing, malformed or wrong; the timestamp header is missing or
   not a number;
 - 401 the timestamp is more than `tolerance_s` away from `now` (stale or from the future);
-- 409 this signature was accepted before (a replay).
+- 409 this signature was accepted before (a replay), when a `seen` store is given.
 Order matters: nothing is remembered in `seen` until every other check passed, so a forged
 request cannot poison the replay store. `SeenSignatures` is a protocol; `MemorySeenSignatures`
-keeps them in memory (the service keeps them in its database).
+keeps them in memory. The service passes no `seen`: it records a verified delivery and its
+signature in one row of the ledger database (`cleanday.webhook_inbox`), which refuses the replay.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def verify(
     headers: Mapping[str, str],
     body: bytes,
     now: datetime,
-    seen: SeenSignatures,
+    seen: SeenSignatures | None = None,
     tolerance_s: int = DEFAULT_TOLERANCE_S,
     max_body: int = DEFAULT_MAX_BODY,
 ) -> Verified:
@@ -144,7 +145,7 @@ def verify(
             401,
             f"timestamp is {abs(skew):.0f} s {direction}; the tolerance is {tolerance_s} s",
         )
-    if not seen.add_if_new(expected, timestamp):
+    if seen is not None and not seen.add_if_new(expected, timestamp):
         raise WebhookRejected(409, "this signature was already accepted: replay refused")
     return Verified(timestamp=timestamp, signature=expected)
 

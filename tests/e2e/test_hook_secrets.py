@@ -17,7 +17,7 @@ from cleanday.ledger import LedgerService
 from cleanday.secrets import register_scheme, unregister_scheme
 from cleanday.service import create_app
 from cleanday.service.routes import hooks
-from cleanday.webhooks import MemorySeenSignatures, sign
+from cleanday.webhooks import sign
 
 TOKEN = "test-canary-hook-token-0b9e"
 HOOK_SECRET = "vault-canary-hook-secret-4d17"
@@ -65,7 +65,6 @@ def test_a_webhook_secret_in_a_plugged_in_scheme_verifies_the_delivery(
     app.include_router(hooks.router)
     starter = Starter()
     app.state.run_starter = starter
-    app.state.seen_signatures = MemorySeenSignatures()
     app.state.clock = lambda: NOW
     with TestClient(app) as client:
         auth = {"Authorization": f"Bearer {TOKEN}"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,9 +16,11 @@ import yaml
 from fastapi import FastAPI
 from workflows.behavior_run import BehaviorRun
 
+from cleanday.config import Settings
 from cleanday.domain import Tier
-from cleanday.runtime.starter import TemporalRunStarter
+from cleanday.runtime.starter import LazyTemporalRunStarter, TemporalRunStarter
 from cleanday.service.routes import hooks
+from cleanday.webhook_inbox import WebhookInbox
 from cleanday.webhooks import sign
 from tests.temporal.harness import Stack
 
@@ -48,7 +51,6 @@ async def hook_app(
     ledger.include_router(hooks.router)
     starter = CountingStarter(TemporalRunStarter(stack.client, stack.task_queue))
     ledger.state.run_starter = starter
-    ledger.state.seen_signatures = hooks.SqliteSeenSignatures(tmp_path / "seen.db")
     ledger.state.clock = lambda: NOW
     transport = httpx.ASGITransport(app=ledger)
     async with httpx.AsyncClient(transport=transport, base_url="http://svc") as http:
@@ -110,3 +112,53 @@ async def test_webhook_for_a_paused_behavior_is_refused_and_starts_nothing(hook_
     response = await http.post("/hooks/webhook_logger", content=body, headers=_signed(body))
     assert response.status_code == 409, response.text
     assert starter.started == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_a_delivery_while_temporal_is_down_is_stored_and_its_run_starts_when_it_is_back(
+    hook_app: Any,
+) -> None:
+    """Today's main answered 500 after ~6 s, its retry 409, and the run never existed."""
+    http, _, stack = hook_app
+    ledger: FastAPI = http._transport.app  # type: ignore[attr-defined]
+    down = Settings(TEMPORAL_ADDRESS=f"127.0.0.1:{_closed_port()}", CLEANDAY_TASK_QUEUE="x")
+    ledger.state.run_starter = LazyTemporalRunStarter(down)
+    body = json.dumps({"event_id": "evt-down", "kind": "order.created"}).encode()
+    headers = _signed(body)
+    first = await http.post("/hooks/webhook_logger", content=body, headers=headers)
+    assert first.status_code == 202, first.text
+    assert first.json()["started"] is False
+    run_id = first.json()["workflow_id"]
+    # the sender's identical retry is not a new delivery: the first one is stored
+    retry = await http.post("/hooks/webhook_logger", content=body, headers=headers)
+    assert retry.status_code == 409 and run_id in retry.json()["detail"], retry.text
+    inbox: WebhookInbox = ledger.state.webhook_inbox
+    assert [d.workflow_id for d in inbox.waiting()] == [run_id]
+
+    # Temporal answers again: the stored delivery starts, once
+    inbox.start_run = TemporalRunStarter(stack.client, stack.task_queue)
+    await inbox.kick()
+    assert inbox.waiting() == []
+    state = await stack.client.get_workflow_handle_for(BehaviorRun.run, run_id).result()
+    assert state.outcome == "succeeded" and state.acted, state
+    log = (stack.data_dir / "sinks" / "webhook_logger" / "events.log").read_text()
+    assert log.count("[evt-down]") == 1
+
+
+async def test_a_stored_delivery_started_twice_runs_once(hook_app: Any) -> None:
+    http, starter, stack = hook_app
+    body = json.dumps({"event_id": "evt-twice"}).encode()
+    response = await http.post("/hooks/webhook_logger", content=body, headers=_signed(body))
+    assert response.status_code == 202 and response.json()["started"] is True, response.text
+    run_id = response.json()["workflow_id"]
+    await stack.client.get_workflow_handle_for(BehaviorRun.run, run_id).result()
+    # a second instance that had not seen the start yet starts the same row again
+    again = await starter.inner("webhook_logger", {"event_id": "evt-twice"}, run_id)
+    assert again == run_id
+    log = (stack.data_dir / "sinks" / "webhook_logger" / "events.log").read_text()
+    assert log.count("[evt-twice]") == 1

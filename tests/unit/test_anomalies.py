@@ -84,3 +84,23 @@ def test_run_facts_sum_every_model_call_of_the_step() -> None:
     assert facts.latency_ms == 150
     assert facts.output_size == 5
     assert facts.fell_back and "via anthropic" in facts.fallback_detail
+
+
+def test_an_answer_the_router_did_not_take_as_sent_is_an_anomaly_of_the_run() -> None:
+    """A cost the provider reported that is no cost, no usage, a malformed 200: never clean."""
+    from dataclasses import replace
+
+    doubted = replace(
+        completion(cost_usd=0.002),
+        doubts=("openrouter reported cost -0.01, which is not a cost; charged the price table's",),
+    )
+    step = StepResult(
+        output="x" * 400, summary="", completions=[completion(cost_usd=0.01), doubted]
+    )
+    facts = RunFacts.from_result(step)
+    flags = detect(T, facts, M)
+    assert [f.name for f in flags] == ["provider_answer"]
+    assert "reported cost -0.01" in flags[0].detail
+    assert (
+        names(RunFacts.from_result(StepResult(output="x" * 400, summary="", completions=[]))) == []
+    )

@@ -19,13 +19,17 @@ from cleanday.secrets import Redactor
 from cleanday.workorder import Guardrails, PresetSpec
 
 
-def test_retry_after_in_seconds_or_http_date_is_honoured_up_to_a_cap() -> None:
-    assert _retry_after("7", 1.0, 60.0) == 7.0
-    assert _retry_after(None, 1.5, 60.0) == 1.5
-    assert _retry_after("3600", 1.0, 60.0) == 60.0
-    soon = format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)
-    assert 15 <= _retry_after(soon, 1.0, 60.0) <= 20
-    assert _retry_after("not a date", 2.0, 60.0) == 2.0
+def test_retry_after_in_seconds_or_http_date_is_read_in_full_never_capped() -> None:
+    now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    assert _retry_after("7", 1.0, now) == 7.0
+    assert _retry_after(None, 1.5, now) == 1.5
+    # the wait asked for, whatever its length: the router decides whether the call can wait
+    assert _retry_after("3600", 1.0, now) == 3600.0
+    soon = format_datetime(now + timedelta(seconds=20), usegmt=True)
+    assert _retry_after(soon, 1.0, now) == 20.0
+    assert _retry_after(format_datetime(now - timedelta(seconds=5), usegmt=True), 1.0, now) == 0
+    assert _retry_after("not a date", 2.0, now) == 2.0
+    assert _retry_after("inf", 2.0, now) == 2.0
 
 
 def test_model_metadata_exact_name_beats_a_glob() -> None:

@@ -99,7 +99,7 @@ def test_an_installed_entry_point_plugs_a_scheme_into_every_resolver(
 
 
 def test_a_bare_environment_variable_name_resolves_like_env(tmp_path: Path) -> None:
-    resolver = SecretResolver(env={"KEY_TAGGER": " env-canary-3c0d\n"})
+    resolver = SecretResolver(env={"KEY_TAGGER": " env-canary-3c0d\n"}, secret_dirs=[tmp_path])
     assert resolver.resolve("KEY_TAGGER").reveal() == "env-canary-3c0d"
     assert resolver.resolve("env:KEY_TAGGER").reveal() == "env-canary-3c0d"
     path = tmp_path / "key"
@@ -115,3 +115,82 @@ def test_the_standard_library_secrets_module_is_not_shadowed() -> None:
 
     assert deps.secrets.__name__ == "secrets"
     assert callable(deps.secrets.compare_digest)
+
+
+# --- file: references stay inside the secret directories --------------------------------
+
+
+@pytest.fixture
+def secret_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "secrets"
+    d.mkdir()
+    (d / "tagger.key").write_text("file-canary-inside-19b2\n")
+    (tmp_path / "outside.key").write_text("file-canary-outside-4e0c\n")
+    return d
+
+
+def test_a_file_outside_the_secret_directories_is_refused_at_resolution(secret_dir: Path) -> None:
+    """Today `file:/etc/hostname` was read and sent to the provider as the bearer key."""
+    resolver = SecretResolver(env={}, secret_dirs=[secret_dir])
+    assert resolver.resolve(f"file:{secret_dir / 'tagger.key'}").reveal() == (
+        "file-canary-inside-19b2"
+    )
+    for ref in ("file:/etc/hostname", f"file:{secret_dir.parent / 'outside.key'}"):
+        with pytest.raises(SecretResolutionError, match="outside the secret directories") as err:
+            resolver.resolve(ref)
+        assert "CLEANDAY_SECRET_DIRS" in str(err.value)
+        assert "canary" not in str(err.value)
+
+
+def test_dot_dot_in_a_secret_file_path_is_refused(secret_dir: Path) -> None:
+    resolver = SecretResolver(env={}, secret_dirs=[secret_dir])
+    with pytest.raises(SecretResolutionError, match=r"'\.\.' is not allowed"):
+        resolver.resolve(f"file:{secret_dir}/../outside.key")
+    with pytest.raises(SecretResolutionError, match=r"'\.\.' is not allowed"):
+        resolver.resolve(f"file:{secret_dir}/../secrets/tagger.key")
+
+
+def test_a_symlink_out_of_the_secret_directories_is_refused(secret_dir: Path) -> None:
+    (secret_dir / "escape.key").symlink_to(secret_dir.parent / "outside.key")
+    (secret_dir / "alias.key").symlink_to(secret_dir / "tagger.key")
+    resolver = SecretResolver(env={}, secret_dirs=[secret_dir])
+    with pytest.raises(SecretResolutionError, match="outside the secret directories"):
+        resolver.resolve(f"file:{secret_dir / 'escape.key'}")
+    assert resolver.resolve(f"file:{secret_dir / 'alias.key'}").reveal() == (
+        "file-canary-inside-19b2"
+    )
+
+
+def test_the_secret_directories_default_to_the_data_dirs_and_are_configurable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLEANDAY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("CLEANDAY_SECRET_DIRS", raising=False)
+    assert SecretResolver(env={}).secret_dirs == (
+        tmp_path / "data" / "secrets",
+        tmp_path / "data" / "keys",
+    )
+    monkeypatch.setenv("CLEANDAY_SECRET_DIRS", f"/run/secrets:{tmp_path / 'more'}")
+    assert SecretResolver(env={}).secret_dirs == (
+        Path("/run/secrets"),
+        tmp_path / "more",
+        tmp_path / "data" / "keys",
+    )
+
+
+def test_registration_refuses_a_file_reference_outside_the_secret_directories(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # registration checks the path as written: the file need not exist where it registers
+    monkeypatch.setenv("CLEANDAY_SECRET_DIRS", "/srv/keys")
+    key = {"ref": "file:/etc/hostname", "cap_usd": 1}
+    with pytest.raises(WorkOrderError, match="outside the secret directories") as err:
+        parse_work_order(_work_order(key=key), "behaviors/tagger.yaml")
+    assert err.value.path == "behaviors/tagger.yaml" and err.value.field == "key.ref"
+    assert "CLEANDAY_SECRET_DIRS" in str(err.value)
+    trigger = {"type": "webhook", "secret_ref": "file:/srv/keys/../hostname"}
+    with pytest.raises(WorkOrderError, match=r"'\.\.' is not allowed") as err:
+        parse_work_order(_work_order(trigger=trigger), "behaviors/tagger.yaml")
+    assert err.value.field == "trigger.secret_ref"
+    key = {"ref": "file:/srv/keys/tagger", "cap_usd": 1}
+    assert parse_work_order(_work_order(key=key)).key.ref == "file:/srv/keys/tagger"

@@ -109,6 +109,13 @@ class BudgetTx(PresetReader, Protocol):
         self, behavior: str, start: datetime, end: datetime, live_since: datetime
     ) -> float: ...
 
+    def running_spent(
+        self, behavior: str, start: datetime, end: datetime, live_since: datetime
+    ) -> float:
+        """`spent`, from the key's running total (kept by key_spend's triggers) plus its live
+        reservations; the total is summed afresh when it holds another period."""
+        ...
+
     def insert_reservation(
         self,
         behavior: str,
@@ -200,7 +207,7 @@ def reserve_in(
     result, estimate_usd, transport, model = prepare(tx, binding)
     start, end = period_bounds(binding.cadence, now, timezone)
     at = as_utc(now)
-    spent = tx.spent(behavior, start, end, at - RESERVATION_TTL)
+    spent = tx.running_spent(behavior, start, end, at - RESERVATION_TTL)
     if not fits(spent, estimate_usd, binding.cap_usd):
         raise over_cap(binding, spent, estimate_usd, end, timezone)
     pk = tx.insert_reservation(behavior, at, run_id, transport, model, estimate_usd)

@@ -1,12 +1,18 @@
 """The budget on PostgreSQL: the router's path on the event loop, one statement per check.
 
 The router's budget path runs on asyncio psycopg connections (`_LoopPool`): no hop to a worker
-thread and back. The binding and the latest preset are cached per behavior; the reservation is
-one statement, the function `cleanday_reserve` (migration 0004_budget_reserve), which takes the
-key's lock (the binding row, FOR UPDATE), checks that the cached rows are still current by their
-fingerprint, and inserts the reservation when spend + estimate fits the cap. A rebinding or a
-new preset version is thus seen on the very next call, which then plans again on rows read
-under the lock.
+thread and back. The pool is bounded (`CLEANDAY_BUDGET_POOL_SIZE` connections per event loop, 10
+by default): calls beyond it wait for a connection instead of opening more, so a busy worker
+never exhausts the server's `max_connections` (one process opened 86 connections for 90
+concurrent calls before, and four processes ran into "too many clients").
+
+The binding and the latest preset are cached per behavior; the reservation is one statement, the
+function `cleanday_reserve` (migration 0004_budget_reserve), which takes the key's lock (the
+binding row, FOR UPDATE), checks that the cached rows are still current by their fingerprint,
+and inserts the reservation when spend + estimate fits the cap. A rebinding or a new preset
+version is thus seen on the very next call, which then plans again on rows read under the
+lock. The spend it checks is the key's running total plus its live reservations (migration
+0010b_spend_totals), not a sum over the period's calls.
 
 These budget transactions do not wait for their WAL record to reach the disk: SQLite's ledger
 (WAL, synchronous=NORMAL) already works this way, and on a busy disk the flush is most of a
@@ -52,7 +58,7 @@ from cleanday.budget.base import (
 )
 from cleanday.budget.periods import as_utc, period_bounds
 from cleanday.budget.sql import SETTLE, SQL_SETTLE, SqlAlchemyTx, pyformat
-from cleanday.errors import ConfigError
+from cleanday.errors import BudgetExceeded, ConfigError
 
 T = TypeVar("T")
 log = logging.getLogger("cleanday.budget")
@@ -122,21 +128,29 @@ async def _last_row(conn: Any, sql: str, params: dict[str, Any]) -> Any:
     return await cur.fetchone()
 
 
+DEFAULT_POOL_SIZE = 10
+
+
 class _LoopPool:
-    """Idle asyncio psycopg connections of one event loop (a connection belongs to its loop).
+    """At most `size` asyncio psycopg connections of one event loop (a connection belongs to
+    its loop); a caller beyond them waits for one to come back.
 
     Autocommit connections without synchronous commit: a budget transaction is one statement
     (the reservation, the settlement), or BEGIN ... COMMIT across two messages (a reservation
     on rows read under the lock). A connection that raised, or is left inside a transaction,
-    is closed.
+    is closed, and its place goes to the next caller.
     """
 
     IDLE_PING_SECONDS = 30.0
-    KEEP = 8
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, size: int = DEFAULT_POOL_SIZE) -> None:
+        if size < 1:
+            raise ConfigError(f"CLEANDAY_BUDGET_POOL_SIZE is {size}; it must be at least 1")
         self._dsn = dsn
+        self.size = size
         self._idle: list[tuple[Any, float]] = []
+        # one permit per connection leased: idle ones hold none, so at most `size` are open
+        self._leases = asyncio.Semaphore(size)
 
     async def _acquire(self) -> Any:
         import psycopg
@@ -160,18 +174,19 @@ class _LoopPool:
     async def connection(self) -> AsyncIterator[Any]:
         from psycopg import pq
 
-        conn = await self._acquire()
-        try:
-            yield conn
-        except BaseException:
-            # its state is unknown (an error inside a transaction, a cancellation mid-way)
-            conn.pgconn.finish()
-            raise
-        idle = conn.info.transaction_status == pq.TransactionStatus.IDLE
-        if idle and len(self._idle) < self.KEEP:
-            self._idle.append((conn, monotonic()))
-        else:
-            conn.pgconn.finish()
+        async with self._leases:
+            conn = await self._acquire()
+            try:
+                yield conn
+            except BaseException:
+                # its state is unknown (an error inside a transaction, a cancellation mid-way)
+                conn.pgconn.finish()
+                raise
+            idle = conn.info.transaction_status == pq.TransactionStatus.IDLE
+            if idle and len(self._idle) < self.size:
+                self._idle.append((conn, monotonic()))
+            else:
+                conn.pgconn.finish()
 
     def close(self) -> None:
         # synchronous, for engine.dispose(): closing the socket needs no event loop
@@ -183,8 +198,9 @@ class _LoopPool:
 class _EnginePools:
     """One `_LoopPool` per event loop, for one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, size: int) -> None:
         self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.size = size
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPool] = (
             weakref.WeakKeyDictionary()
         )
@@ -195,7 +211,7 @@ class _EnginePools:
         with self._lock:
             pool = self._pools.get(loop)
             if pool is None:
-                pool = self._pools[loop] = _LoopPool(self._dsn)
+                pool = self._pools[loop] = _LoopPool(self._dsn, self.size)
             return pool
 
     def close(self) -> None:
@@ -209,12 +225,13 @@ _POOLS: weakref.WeakKeyDictionary[Engine, _EnginePools] = weakref.WeakKeyDiction
 _POOLS_LOCK = threading.Lock()
 
 
-def _loop_pool(engine: Engine) -> _LoopPool:
-    """The running loop's budget connections to `engine`'s database, shared by every store."""
+def _loop_pool(engine: Engine, size: int = DEFAULT_POOL_SIZE) -> _LoopPool:
+    """The running loop's budget connections to `engine`'s database, shared by every store (the
+    first store of an engine sets the size)."""
     with _POOLS_LOCK:
         pools = _POOLS.get(engine)
         if pools is None:
-            pools = _POOLS[engine] = _EnginePools(engine)
+            pools = _POOLS[engine] = _EnginePools(engine, size)
             # engine.dispose() (tests, shutdown) closes these too, so no connection outlives it
             event.listen(engine, "engine_disposed", lambda _engine: pools.close())
     return pools.for_running_loop()
@@ -223,9 +240,10 @@ def _loop_pool(engine: Engine) -> _LoopPool:
 class PostgresBudget:
     """`BudgetBackend` on PostgreSQL."""
 
-    def __init__(self, engine: Engine, timezone: str) -> None:
+    def __init__(self, engine: Engine, timezone: str, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.engine = engine
         self.timezone = timezone
+        self.pool_size = pool_size
         # binding and preset per behavior, revalidated by every reservation
         self._heads: dict[str, _Head] = {}
         self._pending: set[asyncio.Task[None]] = set()
@@ -235,8 +253,20 @@ class PostgresBudget:
     def reserve(
         self, behavior: str, prepare: Prepare[T], now: datetime, run_id: str | None
     ) -> tuple[T, Reservation]:
-        with self.engine.begin() as conn:
-            return reserve_in(SqlAlchemyTx(conn), behavior, prepare, now, self.timezone, run_id)
+        with self.engine.connect() as conn:
+            tx = conn.begin()
+            try:
+                result = reserve_in(
+                    SqlAlchemyTx(conn), behavior, prepare, now, self.timezone, run_id
+                )
+            except BudgetExceeded:
+                tx.commit()  # the running total it summed (cleanday_reserve keeps it too)
+                raise
+            except BaseException:
+                tx.rollback()
+                raise
+            tx.commit()
+            return result
 
     def settle(self, reservation: Reservation, settlement: Settlement, at: datetime) -> None:
         with self.engine.begin() as conn:
@@ -260,7 +290,7 @@ class PostgresBudget:
                 prepared = None  # perhaps only stale: decide on fresh rows below
             if prepared is not None:
                 result, estimate, transport, model = prepared
-                async with _loop_pool(self.engine).connection() as conn:
+                async with _loop_pool(self.engine, self.pool_size).connection() as conn:
                     cur = await conn.execute(
                         _RESERVE_CALL,
                         self._reserve_params(head, now, run_id, estimate, transport, model),
@@ -274,7 +304,7 @@ class PostgresBudget:
                 self._heads.pop(behavior, None)
         # nothing cached, or the cache is stale: plan on rows read under the key's lock
         for _ in range(3):
-            async with _loop_pool(self.engine).connection() as conn:
+            async with _loop_pool(self.engine, self.pool_size).connection() as conn:
                 try:
                     with _migrated():  # a cold cache comes here first
                         row = await _last_row(conn, _LOCKED_HEAD, {"behavior": behavior})
@@ -337,7 +367,7 @@ class PostgresBudget:
         self, reservation: Reservation, settlement: Settlement, at: datetime
     ) -> None:
         """In one round trip, without waiting for the disk (see the module docstring)."""
-        async with _loop_pool(self.engine).connection() as conn:
+        async with _loop_pool(self.engine, self.pool_size).connection() as conn:
             await conn.execute(_SETTLE, settlement.params(reservation, as_utc(at)))
 
     def settle_soon(self, reservation: Reservation, settlement: Settlement, at: datetime) -> None:

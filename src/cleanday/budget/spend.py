@@ -19,7 +19,7 @@ from cleanday.budget.base import (
     Settlement,
 )
 from cleanday.budget.periods import as_utc, period_bounds
-from cleanday.budget.postgres import PostgresBudget
+from cleanday.budget.postgres import DEFAULT_POOL_SIZE, PostgresBudget
 from cleanday.budget.sql import SqlAlchemyTx
 from cleanday.budget.sqlite import SqliteBudget
 from cleanday.db import is_sqlite
@@ -43,13 +43,22 @@ class SpendStore:
     """
 
     def __init__(
-        self, engine: Engine, timezone: str = "UTC", clock: Callable[[], datetime] | None = None
+        self,
+        engine: Engine,
+        timezone: str = "UTC",
+        clock: Callable[[], datetime] | None = None,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
+        """`pool_size`: PostgreSQL's budget connections per event loop (SQLite needs none)."""
         self.engine = engine
         self.timezone = timezone
         self.clock = clock or (lambda: datetime.now(UTC))
-        backend = SqliteBudget if is_sqlite(engine) else PostgresBudget
-        self._backend: BudgetBackend = backend(engine, timezone)
+        self._backend: BudgetBackend = (
+            SqliteBudget(engine, timezone)
+            if is_sqlite(engine)
+            else PostgresBudget(engine, timezone, pool_size)
+        )
 
     # --- reserving ------------------------------------------------------------------
 

@@ -33,6 +33,25 @@ SPENT = (
     "(CASE WHEN at >= :live_since THEN estimate_usd ELSE 0 END) ELSE cost_usd END), 0) "
     "FROM key_spend WHERE behavior = :behavior AND at >= :start AND at < :end"
 )
+# the running total (migration 0010b_spend_totals): a key's settled spend in its current period,
+# summed once per period; live reservations from the partial index ix_key_spend_reserved
+TOTAL = (
+    "SELECT period_start, period_end, settled_usd FROM key_spend_totals WHERE behavior = :behavior"
+)
+SETTLED = (
+    "SELECT COALESCE(SUM(cost_usd), 0) FROM key_spend WHERE behavior = :behavior "
+    "AND status <> 'reserved' AND at >= :start AND at < :end"
+)
+STORE_TOTAL = (
+    "INSERT INTO key_spend_totals (behavior, period_start, period_end, settled_usd) "
+    "VALUES (:behavior, :start, :end, :settled) ON CONFLICT (behavior) DO UPDATE SET "
+    "period_start = excluded.period_start, period_end = excluded.period_end, "
+    "settled_usd = excluded.settled_usd"
+)
+LIVE = (
+    "SELECT COALESCE(SUM(estimate_usd), 0) FROM key_spend WHERE behavior = :behavior "
+    "AND status = 'reserved' AND at >= :live_since AND at >= :start AND at < :end"
+)
 RESERVE = (
     "INSERT INTO key_spend (behavior, at, run_id, transport, model, estimate_usd, cost_usd, "
     "status, tokens_in, tokens_out) VALUES (:behavior, :at, :run_id, :transport, :model, "
@@ -78,6 +97,16 @@ _SQL_SPENT = text(SPENT).bindparams(
     bindparam("start", type_=_AT), bindparam("end", type_=_AT), bindparam("live_since", type_=_AT)
 )
 _SQL_RESERVE = text(RESERVE).bindparams(bindparam("at", type_=_AT))
+_SQL_TOTAL_FOR_UPDATE = text(TOTAL + " FOR UPDATE").columns(
+    column("period_start", _AT), column("period_end", _AT), column("settled_usd")
+)
+_SQL_SETTLED = text(SETTLED).bindparams(bindparam("start", type_=_AT), bindparam("end", type_=_AT))
+_SQL_STORE_TOTAL = text(STORE_TOTAL).bindparams(
+    bindparam("start", type_=_AT), bindparam("end", type_=_AT)
+)
+_SQL_LIVE = text(LIVE).bindparams(
+    bindparam("start", type_=_AT), bindparam("end", type_=_AT), bindparam("live_since", type_=_AT)
+)
 SQL_SETTLE = text(SETTLE).bindparams(bindparam("settled_at", type_=_AT))
 
 
@@ -101,6 +130,20 @@ class SqlAlchemyTx:
     def spent(self, behavior: str, start: datetime, end: datetime, live_since: datetime) -> float:
         params = {"behavior": behavior, "start": start, "end": end, "live_since": live_since}
         return float(self.conn.execute(_SQL_SPENT, params).scalar_one())
+
+    def running_spent(
+        self, behavior: str, start: datetime, end: datetime, live_since: datetime
+    ) -> float:
+        # the total's row lock first, then the sums (see migration 0010b_spend_totals)
+        key = {"behavior": behavior, "start": start, "end": end}
+        row = self.conn.execute(_SQL_TOTAL_FOR_UPDATE, {"behavior": behavior}).first()
+        if row is not None and (row.period_start, row.period_end) == (start, end):
+            settled = float(row.settled_usd)
+        else:
+            settled = float(self.conn.execute(_SQL_SETTLED, key).scalar_one())
+            self.conn.execute(_SQL_STORE_TOTAL, {**key, "settled": settled})
+        live = self.conn.execute(_SQL_LIVE, {**key, "live_since": live_since}).scalar_one()
+        return settled + float(live)
 
     def insert_reservation(
         self,

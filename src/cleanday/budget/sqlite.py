@@ -26,7 +26,18 @@ from cleanday.budget.base import (
     reserve_in,
 )
 from cleanday.budget.periods import as_utc
-from cleanday.budget.sql import BINDING, LATEST_PRESET, RESERVE, SETTLE, SPENT
+from cleanday.budget.sql import (
+    BINDING,
+    LATEST_PRESET,
+    LIVE,
+    RESERVE,
+    SETTLE,
+    SETTLED,
+    SPENT,
+    STORE_TOTAL,
+    TOTAL,
+)
+from cleanday.errors import BudgetExceeded
 
 T = TypeVar("T")
 
@@ -82,6 +93,21 @@ class SqliteTx:
         self.cur.execute(SPENT, params)
         return float(self.cur.fetchone()[0])
 
+    def running_spent(
+        self, behavior: str, start: datetime, end: datetime, live_since: datetime
+    ) -> float:
+        key = {"behavior": behavior, "start": _ts(start), "end": _ts(end)}
+        self.cur.execute(TOTAL, {"behavior": behavior})
+        row = self.cur.fetchone()
+        if row is not None and (row[0], row[1]) == (key["start"], key["end"]):
+            settled = float(row[2])
+        else:  # a new period (or cadence, or no total yet): sum it once
+            self.cur.execute(SETTLED, key)
+            settled = float(self.cur.fetchone()[0])
+            self.cur.execute(STORE_TOTAL, {**key, "settled": settled})
+        self.cur.execute(LIVE, {**key, "live_since": _ts(live_since)})
+        return settled + float(self.cur.fetchone()[0])
+
     def insert_reservation(
         self,
         behavior: str,
@@ -112,12 +138,17 @@ class SqliteBudget:
 
     @contextmanager
     def _write(self) -> Iterator[Any]:
-        """A cursor inside `BEGIN IMMEDIATE`: one budget transaction at a time."""
+        """A cursor inside `BEGIN IMMEDIATE`: one budget transaction at a time. A refused
+        reservation commits too: it wrote nothing but the running total it summed, which the
+        next check of a runaway loop would otherwise sum again."""
         with self.engine.connect() as sa_conn:
             cur = sa_conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur
+            except BudgetExceeded:
+                cur.execute("COMMIT")
+                raise
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cleanday.budget.base import BindingRow
 from cleanday.domain import Tier
 from cleanday.presets import PresetVersion
-from cleanday.router.tables import RoutingBinding
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class Call:
     messages: list[dict[str, Any]]
     response_format: dict[str, Any] | None
     run_id: str | None
-    binding: RoutingBinding
+    binding: BindingRow
     version: PresetVersion
     params: dict[str, Any]  # the preset's parameters with the tier's overrides
     require_zdr: bool
@@ -54,10 +54,15 @@ class Request:
 
 @dataclass(frozen=True)
 class Answer:
-    """A provider's 200, parsed: what the model said and what it cost."""
+    """A provider's 200, parsed: what the model said and what it cost.
+
+    `cost_usd` is None when the answer does not say (no usage in it): the router then charges
+    the call's estimate. `doubt` says why a cost the provider reported was not taken as sent
+    (negative, not finite, not a number), the price table's cost standing in for it."""
 
     text: str
     model: str
     tokens_in: int
     tokens_out: int
-    cost_usd: float
+    cost_usd: float | None
+    doubt: str | None = None

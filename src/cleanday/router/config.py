@@ -35,7 +35,14 @@ class RouterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     models: dict[str, ModelInfo] = Field(default_factory=dict)
+    # the longest one attempt may take, by timeout class: from sending the request to the last
+    # byte of the answer (a provider trickling its answer is cut off there, and falls back)
     timeouts: dict[str, float] = Field(default_factory=lambda: {"fast": 30.0, "reasoning": 180.0})
+    # the longest a whole call may take, by timeout class: every attempt, 429 wait and fallback
+    # (a step may take as long: cleanday.runtime.activities.STEP_TIMEOUT_SECONDS)
+    call_deadlines: dict[str, float] = Field(
+        default_factory=lambda: {"fast": 120.0, "reasoning": 600.0}
+    )
     # estimate for a call to a model with no price in `models` (the budget check needs one)
     default_estimate_usd: float = Field(default=0.01, ge=0)
     # output tokens assumed when the preset sets no max_tokens
@@ -45,7 +52,10 @@ class RouterConfig(BaseModel):
     # off for a deployment that must not reach OpenRouter for anything but its calls
     model_catalog: bool = True
     model_catalog_ttl_s: float = Field(default=3600.0, gt=0)
+    # a 429's Retry-After is waited out in full, never cut short; one longer than this, or than
+    # the time the call has left, ends the call at once with RateLimited (a documented failure)
     max_retry_after_s: float = Field(default=60.0, ge=0)
+    # the wait after a 429 that names none
     default_retry_after_s: float = Field(default=1.0, ge=0)
     policies: dict[str, Guardrails] = Field(default_factory=dict)
     # whether the direct Anthropic account has zero data retention

@@ -13,19 +13,27 @@ The decisions, in the order they are taken for a call:
    the key's cap under a database lock (BudgetExceeded, nothing sent, when it would pass);
    settle the reservation with the actual cost afterwards (an answered call's settlement is
    not waited for on PostgreSQL: `drain()`), or release it if nothing was charged.
-4. Send. 200 answers. 429 is retried on the same transport honouring Retry-After, at most
-   `rate_limit_attempts` (3) requests in all, then RateLimited (a documented failure; no
-   fallback, since another transport would only hide a rate problem of this behavior's key).
-   402, 408, 5xx, timeouts, connection errors and unparseable bodies fall back to the next
-   transport. 400, 401, 403, 404, 422 and any other 4xx raise ProviderRefused: no fallback.
+4. Send. The timeout class bounds each attempt as a whole, from the request to the answer's
+   last byte (`timeouts`), and the call as a whole (`call_deadlines`). 200 answers. 429 is
+   retried on the same transport after its Retry-After, in full, at most `rate_limit_attempts`
+   (3) requests in all, then RateLimited (a documented failure; no fallback, since another
+   transport would only hide a rate problem of this behavior's key); a Retry-After longer than
+   the time the call has left, or than `max_retry_after_s`, is RateLimited at once. 402, 408,
+   5xx, timeouts, connection errors and malformed 200s fall back to the next transport. 400,
+   401, 403, 404, 422 and any other 4xx raise ProviderRefused: no fallback.
 5. A 402 is a budget signal even when a fallback answered: the attempt is kept in
    `Completion.attempts` (so `Completion.budget_refused` is true) and the reservation is marked
    `refused_402`; the runtime reports the budget gate failed for that run. When no fallback
    answers after a 402 the call raises BudgetExceeded. Every fallback sets
    `Completion.fell_back` for the anomaly detector.
+6. A provider's answer is not trusted as sent. A reported cost that is negative, not finite or
+   not a number is replaced by the price table's; an answer with no usage, and a 200 whose body
+   cannot be read (from a transport that bills), is charged the call's estimate. Each is logged
+   and kept in `Completion.doubts`, which the run reports as anomalies.
 
-Every error carries `.attempts`; texts that came from a provider pass through the redactor, so
-a provider that echoes a key back never puts it into an exception, a log line or a table.
+Every error carries `.attempts`; texts that came from a provider (errors, and the answer's text
+and model) pass through the redactor, so a provider that echoes a key back never puts it into
+an exception, a log line, a table or a run's history.
 
 What one call needs is fixed in a `Call` before its first request. What differs between
 providers (the request's shape, the answer's, the key sent, the guardrails only one knows) is
@@ -36,9 +44,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import email.utils
 import logging
+import math
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -78,7 +86,7 @@ from cleanday.router.tables import RoutingBinding
 from cleanday.router.transports import TRANSPORTS, Transport
 from cleanday.router.transports.openrouter import provisioned_key_path
 from cleanday.router.types import Attempt, Completion
-from cleanday.secrets import Redactor, Secret, SecretResolver
+from cleanday.secrets import Redactor, Secret, SecretResolver, redact_secrets
 from cleanday.workorder import WorkOrder
 
 log = logging.getLogger("cleanday.router")
@@ -104,7 +112,8 @@ def shared_client() -> httpx.AsyncClient:
     return client
 
 
-def _retry_after(value: str | None, default: float, cap: float) -> float:
+def _retry_after(value: str | None, default: float, now: datetime) -> float:
+    """Seconds a 429 asks to wait: delta-seconds or an HTTP date (RFC 9110), else `default`."""
     if not value:
         return default
     try:
@@ -114,8 +123,8 @@ def _retry_after(value: str | None, default: float, cap: float) -> float:
             parsed = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return default
-        seconds = (parsed - datetime.now(UTC)).total_seconds()
-    return max(0.0, min(seconds, cap))
+        seconds = (parsed - now).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else default
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,7 @@ class _Outcome:
     error: str | None = None
     answer: Answer | None = None
     retry_after: str | None = None
+    doubt: str | None = None  # what was not taken as sent (see the module docstring, 6)
 
 
 class Router:
@@ -141,15 +151,21 @@ class Router:
         *,
         config: RouterConfig | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings
         self.spend = spend_store
         self.presets = presets
         self.resolver = resolver
+        # the keys this router provisions on OpenRouter live in its data dir's keys/
+        resolver.allow_directory(settings.data_dir / "keys")
         self.redact: Redactor = resolver.redactor
         self._client = http_client
         self.config = config or load_router_config(settings.router_config)
         self._sleep = sleep
+        self._monotonic = monotonic
+        self._clock = clock or spend_store.clock
         self.engine: Engine = spend_store.engine
         # configured secrets are redacted like resolved keys, wherever text leaves this process
         for configured in (
@@ -174,7 +190,7 @@ class Router:
         engine = engine or make_engine(settings.resolved_database_url)
         return cls(
             settings,
-            SpendStore(engine, timezone=settings.timezone),
+            SpendStore(engine, timezone=settings.timezone, pool_size=settings.budget_pool_size),
             PresetStore(engine),
             SecretResolver(),
         )
@@ -253,7 +269,7 @@ class Router:
         """
         name = work_order.name
         try:
-            previous: RoutingBinding | None = self._binding(name)
+            previous: BindingRow | None = self._binding(name)
         except UnknownBehaviorError:
             previous = None
         version = self.bind_local(work_order)
@@ -364,7 +380,7 @@ class Router:
             body["provider"] = dict(spec.provider)
         return body
 
-    def _binding(self, behavior: str, conn: Connection | None = None) -> RoutingBinding:
+    def _binding(self, behavior: str, conn: Connection | None = None) -> BindingRow:
         if conn is None:
             with self.engine.connect() as own:
                 return self._binding(behavior, own)
@@ -373,7 +389,9 @@ class Router:
             raise UnknownBehaviorError(
                 f"behavior {behavior!r} has no model key bound; register its Work Order first"
             )
-        return RoutingBinding.model_construct(**row._asdict())
+        # a plain value, not the table class: a process that has bound nothing has no ORM
+        # mappers configured, and an unconfigured SQLModel instance cannot even be read
+        return BindingRow(**{**row._asdict(), "cap_usd": float(row.cap_usd)})
 
     # --- planning --------------------------------------------------------------------
 
@@ -388,8 +406,7 @@ class Router:
         """Everything before the first request, with the budget check: read the binding and
         preset, plan the routes, check the guardrails, reserve the first estimate."""
 
-        def plan(tx: PresetReader, row: BindingRow) -> tuple[Call, float, str, str]:
-            binding = RoutingBinding.model_construct(**dataclasses.asdict(row))
+        def plan(tx: PresetReader, binding: BindingRow) -> tuple[Call, float, str, str]:
             version = self.presets.current(behavior, tx)
             params = version.parameters_for(tier)
             guard = effective_guardrails(binding.guardrails, self.config)
@@ -416,7 +433,7 @@ class Router:
         # loop's own connections, one pipelined round trip (`SpendStore.reserve_with_async`)
         return await self.spend.reserve_with_async(behavior, plan, run_id=run_id)
 
-    def _routes(self, binding: RoutingBinding, version: PresetVersion) -> tuple[Route, ...]:
+    def _routes(self, binding: BindingRow, version: PresetVersion) -> tuple[Route, ...]:
         """The Work Order's transports in order, each with the route it offers for the preset
         (a transport that cannot serve the preset's models offers none)."""
         routes: list[Route] = []
@@ -454,6 +471,11 @@ class Router:
     def _timeout(self, version: PresetVersion) -> float:
         return self.config.timeouts.get(self.timeout_class(version), 30.0)
 
+    def _call_deadline(self, call: Call) -> float:
+        """Seconds the whole call may take: its class's, and never less than one attempt."""
+        cls = self.timeout_class(call.version)
+        return max(self.config.call_deadlines.get(cls, 120.0), call.timeout)
+
     # --- the call --------------------------------------------------------------------
 
     async def complete(
@@ -466,9 +488,10 @@ class Router:
         run_id: str | None = None,
     ) -> Completion:
         started = time.perf_counter()
+        t0 = self._monotonic()
         call, reservation = await self._prepare(behavior, tier, messages, response_format, run_id)
         try:
-            return await self._send(call, reservation, started)
+            return await self._send(call, reservation, started, t0 + self._call_deadline(call))
         finally:
             if self.config.model_catalog and any(
                 self._transports[r.transport].uses_model_list for r in call.routes
@@ -476,85 +499,125 @@ class Router:
                 # in the background, after this call: it never waits for the model list
                 self.catalog.refresh_soon()
 
-    async def _send(self, call: Call, first: Reservation, started: float) -> Completion:
-        """Each route in turn, each request reserved first; see the module docstring (4, 5)
-        for what each answer leads to."""
+    async def _send(
+        self, call: Call, first: Reservation, started: float, deadline: float
+    ) -> Completion:
+        """Each route in turn, each request reserved first, until `deadline` (monotonic); see
+        the module docstring (4, 5, 6) for what each answer leads to."""
         behavior = call.behavior
         attempts: list[Attempt] = []
+        doubts: list[str] = []
         saw_402 = False
         reservation: Reservation | None = first
-        for index, route in enumerate(call.routes):
-            transport = self._transports[route.transport]
-            for tries in range(1, self.config.rate_limit_attempts + 1):
-                # the gate runs before every request: first try, retry and fallback alike
-                if reservation is None:
-                    reservation = await self.spend.reserve_async(
-                        behavior,
-                        transport.estimate(call, route),
-                        run_id=call.run_id,
-                        transport=route.transport,
-                        model=route.model,
-                    )
-                outcome = await self._attempt(call, route, transport, reservation)
-                reservation = None
-                attempts.append(
-                    Attempt(route.transport, route.model, outcome.status, outcome.error)
-                )
-                answer = outcome.answer
-                if answer is not None:
-                    return Completion(
-                        text=answer.text,
-                        model=answer.model or route.model,
-                        transport=route.transport,
-                        cost_usd=answer.cost_usd,
-                        tokens_in=answer.tokens_in,
-                        tokens_out=answer.tokens_out,
-                        latency_ms=(time.perf_counter() - started) * 1000,
-                        fell_back=index > 0,
-                        attempts=tuple(attempts),
-                    )
-                if outcome.status == 429:
-                    if tries < self.config.rate_limit_attempts:
-                        await self._sleep(
-                            _retry_after(
-                                outcome.retry_after,
-                                self.config.default_retry_after_s,
-                                self.config.max_retry_after_s,
-                            )
+        try:
+            for index, route in enumerate(call.routes):
+                transport = self._transports[route.transport]
+                for tries in range(1, self.config.rate_limit_attempts + 1):
+                    left = deadline - self._monotonic()
+                    if left <= 0:
+                        raise self._with_attempts(
+                            RoutingError(
+                                f"behavior {behavior}: the call ran past its deadline "
+                                f"({self._call_deadline(call):g} s for timeout class "
+                                f"{self.timeout_class(call.version)}) before "
+                                f"{route.transport} was tried; raise call_deadlines in the "
+                                "router config if calls need longer"
+                            ),
+                            attempts,
                         )
+                    # the gate runs before every request: first try, retry and fallback alike
+                    if reservation is None:
+                        reservation = await self.spend.reserve_async(
+                            behavior,
+                            transport.estimate(call, route),
+                            run_id=call.run_id,
+                            transport=route.transport,
+                            model=route.model,
+                        )
+                    held, reservation = reservation, None
+                    outcome = await self._attempt(
+                        call, route, transport, held, min(call.timeout, left)
+                    )
+                    attempts.append(
+                        Attempt(route.transport, route.model, outcome.status, outcome.error)
+                    )
+                    if outcome.doubt:
+                        doubts.append(outcome.doubt)
+                    answer = outcome.answer
+                    if answer is not None:
+                        return Completion(
+                            text=answer.text,
+                            model=answer.model or route.model,
+                            transport=route.transport,
+                            cost_usd=answer.cost_usd or 0.0,
+                            tokens_in=answer.tokens_in,
+                            tokens_out=answer.tokens_out,
+                            latency_ms=(time.perf_counter() - started) * 1000,
+                            fell_back=index > 0,
+                            attempts=tuple(attempts),
+                            doubts=tuple(doubts),
+                        )
+                    if outcome.status == 429:
+                        wait = _retry_after(
+                            outcome.retry_after, self.config.default_retry_after_s, self._clock()
+                        )
+                        if tries >= self.config.rate_limit_attempts:
+                            raise self._with_attempts(
+                                RateLimited(
+                                    f"behavior {behavior}: {route.transport} answered 429 "
+                                    f"{self.config.rate_limit_attempts} times; giving up (a "
+                                    "documented failure, not an endless retry)"
+                                ),
+                                attempts,
+                            )
+                        left = deadline - self._monotonic()
+                        if wait > self.config.max_retry_after_s or wait >= left:
+                            longest = min(self.config.max_retry_after_s, max(left, 0.0))
+                            raise self._with_attempts(
+                                RateLimited(
+                                    f"behavior {behavior}: {route.transport} answered 429 and "
+                                    f"asks to retry after {wait:.0f} s, longer than the call "
+                                    f"may wait ({longest:.0f} s: the time it has left, at most "
+                                    f"max_retry_after_s {self.config.max_retry_after_s:g} s); "
+                                    "giving up now rather than retrying early (a documented "
+                                    "failure)"
+                                ),
+                                attempts,
+                            )
+                        await self._sleep(wait)
                         continue
+                    if outcome.status == 402:
+                        saw_402 = True
+                        log.warning(
+                            "behavior %s: %s answered 402 (budget); falling back",
+                            behavior,
+                            route.transport,
+                        )
+                        break
+                    if (
+                        outcome.status is None
+                        or outcome.status == 200  # a malformed answer
+                        or outcome.status in _FALL_BACK
+                        or outcome.status >= 500
+                    ):
+                        log.warning(
+                            "behavior %s: %s failed (%s); falling back",
+                            behavior,
+                            route.transport,
+                            outcome.error,
+                        )
+                        break
                     raise self._with_attempts(
-                        RateLimited(
-                            f"behavior {behavior}: {route.transport} answered 429 "
-                            f"{self.config.rate_limit_attempts} times; giving up (a documented "
-                            "failure, not an endless retry)"
+                        ProviderRefused(
+                            f"behavior {behavior}: {route.transport} refused the request with "
+                            f"{outcome.status}: {outcome.error}; fix the request or the key, no "
+                            "fallback is tried for a refusal"
                         ),
                         attempts,
                     )
-                if outcome.status == 402:
-                    saw_402 = True
-                    log.warning(
-                        "behavior %s: %s answered 402 (budget); falling back",
-                        behavior,
-                        route.transport,
-                    )
-                    break
-                if outcome.status is None or outcome.status in _FALL_BACK or outcome.status >= 500:
-                    log.warning(
-                        "behavior %s: %s failed (%s); falling back",
-                        behavior,
-                        route.transport,
-                        outcome.error,
-                    )
-                    break
-                raise self._with_attempts(
-                    ProviderRefused(
-                        f"behavior {behavior}: {route.transport} refused the request with "
-                        f"{outcome.status}: {outcome.error}; fix the request or the key, no "
-                        "fallback is tried for a refusal"
-                    ),
-                    attempts,
-                )
+        finally:
+            if reservation is not None:  # reserved for an attempt never sent
+                await self.spend.release_async(reservation)
         summary = "; ".join(f"{a.transport} {a.status or a.error}" for a in attempts)
         if saw_402:
             raise self._with_attempts(
@@ -573,7 +636,7 @@ class Router:
         exc.attempts = tuple(attempts)  # type: ignore[attr-defined]
         return exc
 
-    def _key(self, binding: RoutingBinding, transport: Transport) -> Secret | None:
+    def _key(self, binding: BindingRow, transport: Transport) -> Secret | None:
         """The key `transport` sends for the behavior; None when an optional one is unset."""
         ref = transport.key_ref(binding)
         if not transport.key_optional:
@@ -584,9 +647,15 @@ class Router:
             return None
 
     async def _attempt(
-        self, call: Call, route: Route, transport: Transport, reservation: Reservation
+        self,
+        call: Call,
+        route: Route,
+        transport: Transport,
+        reservation: Reservation,
+        timeout: float,
     ) -> _Outcome:
-        """One request; its reservation settled with the answer's cost or released."""
+        """One request, within `timeout` from sending it to the answer's last byte; its
+        reservation settled with what the answer cost, or released."""
         settled = False
         try:
             try:
@@ -594,11 +663,14 @@ class Router:
             except ConfigError as exc:
                 raise RoutingError(f"behavior {call.behavior}: {exc}") from None
             try:
-                resp = await self.client.post(
-                    request.url, json=request.body, headers=request.headers, timeout=call.timeout
-                )
-            except httpx.TimeoutException:
-                return _Outcome(None, f"timeout after {call.timeout:g}s")
+                # httpx's timeout bounds each read; a provider trickling its answer in small
+                # chunks would never trip it, so the class bounds the attempt as a whole
+                async with asyncio.timeout(timeout):
+                    resp = await self.client.post(
+                        request.url, json=request.body, headers=request.headers, timeout=timeout
+                    )
+            except (TimeoutError, httpx.TimeoutException):
+                return _Outcome(None, f"timeout after {timeout:g}s")
             except httpx.TransportError as exc:
                 return _Outcome(None, self.redact(f"connection error: {type(exc).__name__}"))
             if resp.status_code != 200:
@@ -614,20 +686,44 @@ class Router:
                 )
             try:
                 answer = transport.parse(route, resp.json())
-            except (ValueError, KeyError, TypeError, IndexError):
-                return _Outcome(None, "malformed response body from provider")
+            except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+                # the provider answered, so it may have billed: charge the estimate
+                charged = reservation.estimate_usd if transport.bills else 0.0
+                self.spend.settle_soon(reservation, charged, transport=route.transport)
+                settled = True
+                why = redact_secrets(self.redact(str(exc)))[:200]
+                fault = (
+                    f"{route.transport} answered 200 with a body that is not an answer ({why}); "
+                    f"charged its estimate ${charged:.6f} and fell back"
+                )
+                log.warning("behavior %s: %s", call.behavior, fault)
+                return _Outcome(200, f"malformed answer: {why}", doubt=fault)
+            cost, doubt = answer.cost_usd, answer.doubt
+            if cost is None:
+                cost = reservation.estimate_usd if transport.bills else 0.0
+                if transport.bills:
+                    doubt = (
+                        f"{route.transport} answered without usage, so its cost cannot be "
+                        f"read; charged its estimate ${cost:.6f}"
+                    )
+            if doubt:
+                log.warning("behavior %s: %s", call.behavior, doubt)
+            model = redact_secrets(self.redact(answer.model or route.model))
             # the caller does not wait for the settlement: until it lands the reservation holds
             # its estimate (see SpendStore.settle_soon for what a crash in between means)
             self.spend.settle_soon(
                 reservation,
-                answer.cost_usd,
+                cost,
                 transport=route.transport,
-                model=answer.model or route.model,
+                model=model,
                 tokens_in=answer.tokens_in,
                 tokens_out=answer.tokens_out,
             )
             settled = True
-            return _Outcome(200, answer=answer)
+            # key text in a good answer never reaches the run's history, a sink or the ledger
+            text = redact_secrets(self.redact(answer.text))
+            kept = Answer(text, model, answer.tokens_in, answer.tokens_out, cost, doubt)
+            return _Outcome(200, answer=kept, doubt=doubt)
         finally:
             if not settled:
                 await self.spend.release_async(reservation)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -31,6 +31,16 @@ class KeySpend(SQLModel, table=True):
     """One model call against a key: a reservation of its estimate, settled with its cost."""
 
     __tablename__ = "key_spend"
+    __table_args__ = (
+        # the live reservations of a key, which a budget check adds to its running total
+        Index(
+            "ix_key_spend_reserved",
+            "behavior",
+            "at",
+            sqlite_where=text("status = 'reserved'"),
+            postgresql_where=text("status = 'reserved'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     behavior: str = Field(index=True, max_length=64)
@@ -45,6 +55,19 @@ class KeySpend(SQLModel, table=True):
     tokens_in: int = 0
     tokens_out: int = 0
     settled_at: datetime | None = None
+
+
+class KeySpendTotal(SQLModel, table=True):
+    """A key's settled spend in its current period, kept as calls settle (migration
+    0010b_spend_totals: triggers on key_spend) so a budget check reads one row instead of
+    summing the period's calls. Live reservations are added from key_spend's partial index."""
+
+    __tablename__ = "key_spend_totals"
+
+    behavior: str = Field(primary_key=True, max_length=64)
+    period_start: datetime
+    period_end: datetime
+    settled_usd: float = 0.0
 
 
 class PresetVersionRow(SQLModel, table=True):
@@ -80,6 +103,7 @@ class PresetPublication(SQLModel, table=True):
 ROUTING_TABLES = [
     RoutingBinding.__table__,  # type: ignore[attr-defined]
     KeySpend.__table__,  # type: ignore[attr-defined]
+    KeySpendTotal.__table__,  # type: ignore[attr-defined]
     PresetVersionRow.__table__,  # type: ignore[attr-defined]
     PresetPublication.__table__,  # type: ignore[attr-defined]
 ]

@@ -24,6 +24,9 @@ class Completion:
     latency_ms: float = 0.0
     fell_back: bool = False
     attempts: tuple[Attempt, ...] = field(default_factory=tuple)
+    # what the router did not take as the provider sent it (a cost replaced by the price table
+    # or the estimate, a malformed answer it fell back from): each one an anomaly of the run
+    doubts: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def budget_refused(self) -> bool:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from workflows.behavior_run import BehaviorRun
 
 from cleanday.config import Settings
 from cleanday.runtime import wakeups
 from cleanday.runtime.types import RunRequest, RunState
+from cleanday.webhook_inbox import WebhookInbox
 
 
 async def start_run(
@@ -36,21 +42,25 @@ async def start_run(
 
 
 class TemporalRunStarter:
-    """The RunStarter the webhook route uses (cleanday.service.routes.hooks)."""
+    """The RunStarter of webhook deliveries (cleanday.webhook_inbox): a workflow ID that
+    Temporal already has is a delivery already started, not an error."""
 
     def __init__(self, client: Client, task_queue: str) -> None:
         self.client = client
         self.task_queue = task_queue
 
     async def __call__(self, behavior: str, input: dict[str, Any], workflow_id: str) -> str:
-        handle = await start_run(
-            self.client,
-            behavior,
-            self.task_queue,
-            input,
-            trigger="webhook",
-            workflow_id=workflow_id,
-        )
+        try:
+            handle = await start_run(
+                self.client,
+                behavior,
+                self.task_queue,
+                input,
+                trigger="webhook",
+                workflow_id=workflow_id,
+            )
+        except WorkflowAlreadyStartedError:
+            return workflow_id  # a retried start of a stored delivery: it runs once
         return handle.id
 
 
@@ -75,11 +85,38 @@ class LazyTemporalRunStarter:
 
 
 def attach_runtime(app: FastAPI, settings: Settings) -> None:
-    """Give a ledger service app its Temporal side: webhooks start runs, and what its commits
-    queue for Temporal (a sign-off's wake-ups) is delivered right after them."""
+    """Give a ledger service app its Temporal side: webhooks start runs (deliveries Temporal
+    could not take are started by a round every `CLEANDAY_WEBHOOK_RETRY_SECONDS` while the app
+    runs), and what its commits queue for Temporal (a sign-off's wake-ups) is delivered right
+    after them."""
     from cleanday.service.routes import hooks
 
     if not any(getattr(r, "path", None) == "/hooks/{behavior}" for r in app.routes):
         app.include_router(hooks.router)
-    app.state.run_starter = LazyTemporalRunStarter(settings)
+    starter = LazyTemporalRunStarter(settings)
+    app.state.run_starter = starter
+    service = app.state.service
+    inbox = WebhookInbox(service.engine, starter, clock=service.clock)
+    app.state.webhook_inbox = inbox
+    run_inbox(app, inbox, settings.webhook_retry_s)
     wakeups.attach(app, settings)
+
+
+def run_inbox(app: FastAPI, inbox: WebhookInbox, every_s: float) -> None:
+    """Run the inbox's round on the app's event loop for as long as the app is up (its start
+    also picks up deliveries stored while the service was down)."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with inner(a) as state:
+            task = asyncio.get_running_loop().create_task(inbox.run(every_s))
+            try:
+                yield state
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await inbox.close()
+
+    app.router.lifespan_context = lifespan

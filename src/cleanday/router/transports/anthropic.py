@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from cleanday.errors import PolicyViolation
 from cleanday.router.call import Answer, Call, Request, Route
 from cleanday.router.config import RouterConfig
-from cleanday.router.transports.base import Transport, max_tokens
+from cleanday.router.transports.base import Transport, count, max_tokens, obj, usage_of
 from cleanday.secrets import Secret
 from cleanday.workorder import Guardrails, PresetSpec
 
@@ -67,17 +67,28 @@ class Anthropic(Transport):
         headers = {"x-api-key": key.reveal(), "anthropic-version": self.config.anthropic_version}
         return Request(url, headers, body)
 
-    def parse(self, route: Route, data: dict[str, Any]) -> Answer:
-        text = "".join(
-            block.get("text", "") for block in data["content"] if block.get("type") == "text"
-        )
-        usage = data.get("usage") or {}
-        tokens_in = int(usage.get("input_tokens") or 0)
-        tokens_out = int(usage.get("output_tokens") or 0)
-        model = str(data.get("model") or route.model)
+    def parse(self, route: Route, data: Any) -> Answer:
+        body = obj(data, "the answer")
+        content = body.get("content")
+        if not isinstance(content, list):
+            raise ValueError("content is not a list of blocks")
+        texts = []
+        for i, block in enumerate(content):
+            block = obj(block, f"content[{i}]")
+            if block.get("type") == "text":
+                part = block.get("text", "")
+                if not isinstance(part, str):
+                    raise ValueError(f"content[{i}].text is not text")
+                texts.append(part)
+        usage = usage_of(body)
+        tokens_in, tokens_out = count(usage, "input_tokens"), count(usage, "output_tokens")
+        model = body.get("model")
+        model = model if isinstance(model, str) and model else route.model
+        if usage is None:
+            return Answer("".join(texts), model, 0, 0, None)
         # the price table is keyed by the preset's model name (route.models[0]); the
         # Anthropic API answers with its own id for it
         cost = self.price(route.models[0], tokens_in, tokens_out) or self.price(
             model, tokens_in, tokens_out
         )
-        return Answer(text, model, tokens_in, tokens_out, cost)
+        return Answer("".join(texts), model, tokens_in, tokens_out, cost)

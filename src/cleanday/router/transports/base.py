@@ -9,13 +9,15 @@ router's, the same for every transport.
 from __future__ import annotations
 
 import json
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from cleanday.budget.base import BindingRow
 from cleanday.config import Settings
 from cleanday.router.call import Answer, Call, Request, Route
 from cleanday.router.config import RouterConfig
-from cleanday.router.tables import RoutingBinding
 from cleanday.secrets import Secret
 from cleanday.workorder import Guardrails, PresetSpec
 
@@ -28,6 +30,9 @@ class Transport(ABC):
     key_optional: ClassVar[bool] = False
     # OpenRouter's model list (router.catalog) is kept fresh while calls go through it
     uses_model_list: ClassVar[bool] = False
+    # a provider that charges for calls: an answer whose cost cannot be read (no usage, an
+    # unparseable body) is charged the call's estimate, since the provider may have billed it
+    bills: ClassVar[bool] = True
 
     def __init__(self, settings: Settings, config: RouterConfig) -> None:
         self.settings = settings
@@ -43,7 +48,7 @@ class Transport(ABC):
         """Raise PolicyViolation for a guardrail this route breaks on this transport (the
         blocked models and the image route are checked for every transport alike)."""
 
-    def key_ref(self, binding: RoutingBinding) -> str:
+    def key_ref(self, binding: BindingRow) -> str:
         """The reference of the key sent: the routing config's for this transport, else the
         behavior's own. Spend counts against the behavior's cap either way."""
         return self.config.transport_keys.get(self.name, binding.key_ref)
@@ -72,10 +77,61 @@ class Transport(ABC):
     def request(self, call: Call, route: Route, key: Secret | None) -> Request:
         """The POST for `route` of `call`; `key` is None only for a `key_optional` transport."""
 
+    def reported_cost(
+        self, reported: Any, model: str, tokens_in: int, tokens_out: int
+    ) -> tuple[float, str | None]:
+        """The cost a provider reported, when it is one (a finite number, not negative); else
+        the price table's, with the doubt that says why."""
+        price = self.price(model, tokens_in, tokens_out)
+        if reported is None:
+            return price, None
+        number = isinstance(reported, int | float) and not isinstance(reported, bool)
+        if number and math.isfinite(reported) and reported >= 0:
+            return float(reported), None
+        shown = repr(reported)[:40]
+        return price, (
+            f"{self.name} reported cost {shown}, which is not a cost; charged the price "
+            f"table's ${price:.6f} for {tokens_in}+{tokens_out} tokens instead"
+        )
+
     @abstractmethod
-    def parse(self, route: Route, data: dict[str, Any]) -> Answer:
-        """A 200's JSON body; raises ValueError, KeyError, TypeError or IndexError when it is
-        not the shape this transport answers with (the router then falls back)."""
+    def parse(self, route: Route, data: Any) -> Answer:
+        """A 200's JSON body; raises ValueError (or KeyError, TypeError, IndexError) when it is
+        not the shape this transport answers with: the router then charges the call's estimate
+        and falls back."""
+
+
+def obj(value: Any, where: str) -> Mapping[str, Any]:
+    """`value` when it is a JSON object; ValueError naming `where` otherwise."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where} is {_kind(value)}, not an object")
+    return value
+
+
+def usage_of(data: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """An answer's `usage`: None when it has none (null or absent), an object, or ValueError."""
+    usage = data.get("usage")
+    return None if usage is None else obj(usage, "usage")
+
+
+def count(usage: Mapping[str, Any] | None, name: str) -> int:
+    """A token count of `usage` (0 when absent): a whole number, not negative."""
+    value = 0 if usage is None else usage.get(name)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"usage.{name} is {_kind(value)}, not a token count")
+    if value < 0 or value != int(value):
+        raise ValueError(f"usage.{name} is {value!r}, not a token count")
+    return int(value)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)[:40]
 
 
 def max_tokens(params: dict[str, Any], config: RouterConfig) -> Any:

@@ -16,6 +16,7 @@ class Local(Transport):
     # such a server may check a key (vLLM, llama.cpp --api-key), so the behavior's key goes in
     # the header when it resolves; unset is fine locally
     key_optional: ClassVar[bool] = True
+    bills: ClassVar[bool] = False
 
     # provider and retention guardrails do not apply: nothing leaves the machine (the base
     # class's `check` refuses nothing)
@@ -33,6 +34,6 @@ class Local(Transport):
         url = self.settings.resolved_local_provider_url.rstrip("/") + "/chat/completions"
         return Request(url, headers, body)
 
-    def parse(self, route: Route, data: dict[str, Any]) -> Answer:
+    def parse(self, route: Route, data: Any) -> Answer:
         text, model, tokens_in, tokens_out, _ = parse_chat(route, data)
         return Answer(text, model, tokens_in, tokens_out, 0.0)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+from cleanday.budget.base import BindingRow
 from cleanday.errors import PolicyViolation
 from cleanday.router.call import Answer, Call, Request, Route
 from cleanday.router.config import RouterConfig
-from cleanday.router.tables import RoutingBinding
 from cleanday.router.transports.base import Transport
 from cleanday.router.transports.chat import chat_body, parse_chat
 from cleanday.secrets import Secret
@@ -52,7 +52,7 @@ class OpenRouter(Transport):
                 "to false"
             )
 
-    def key_ref(self, binding: RoutingBinding) -> str:
+    def key_ref(self, binding: BindingRow) -> str:
         if binding.openrouter_key_hash:
             # the behavior's own provisioned key (limit = its cap), not the configured one
             return f"file:{provisioned_key_path(self.settings.data_dir, binding.behavior)}"
@@ -83,9 +83,11 @@ class OpenRouter(Transport):
         url = self.settings.openrouter_base_url.rstrip("/") + "/chat/completions"
         return Request(url, {"Authorization": f"Bearer {key.reveal()}"}, body)
 
-    def parse(self, route: Route, data: dict[str, Any]) -> Answer:
+    def parse(self, route: Route, data: Any) -> Answer:
         text, model, tokens_in, tokens_out, usage = parse_chat(route, data)
-        # OpenRouter reports what the call cost; the price table is the fallback
-        reported = usage.get("cost")
-        cost = float(reported) if reported is not None else self.price(model, tokens_in, tokens_out)
-        return Answer(text, model, tokens_in, tokens_out, cost)
+        if usage is None:
+            return Answer(text, model, tokens_in, tokens_out, None)
+        # OpenRouter reports what the call cost; the price table stands in for a missing or
+        # impossible report
+        cost, doubt = self.reported_cost(usage.get("cost"), model, tokens_in, tokens_out)
+        return Answer(text, model, tokens_in, tokens_out, cost, doubt)
