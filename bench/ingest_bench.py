@@ -116,6 +116,8 @@ def start_server(
         "CLEANDAY_TOKEN": TOKEN,
         "CLEANDAY_SCHEDULER": "false",
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        # the behaviors' entry point lives here, outside the behaviors directory: allowed by name
+        "CLEANDAY_STEP_MODULES": "ingest_bench",
     }
     env.pop("DATABASE_URL", None)  # this benchmark measures the SQLite default
     cmd = [

@@ -8,6 +8,8 @@ dependencies, the database, rendering), alternated, after a warm-up.
 
     python bench/pane_bench.py                 # 10,000 behaviors x 3 days x 3 runs
     python bench/pane_bench.py --quick         # 1,000 behaviors
+    python bench/pane_bench.py --unclosed      # a day later, that day's close not yet run:
+                                               # every row is viewed again on read
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from ledger_bench import START, Clock, load_day, register_bulk
 TARGET_MS = 200.0
 
 
-def seed(engine: sa.Engine, names: list[str], days: int) -> LedgerService:
+def seed(engine: sa.Engine, names: list[str], days: int, unclosed: bool = False) -> LedgerService:
     registered = datetime(START.year, START.month, START.day, tzinfo=UTC) - timedelta(hours=4)
     clock = Clock(registered)
     register_bulk(engine, names, registered)
@@ -49,6 +51,8 @@ def seed(engine: sa.Engine, names: list[str], days: int) -> LedgerService:
         load_day(engine, names, d, 3, rng)
         clock.now = datetime(d.year, d.month, d.day, tzinfo=UTC) + timedelta(days=1, minutes=1)
         service.close_day(d)
+    if unclosed:  # the next day has ended too, and nothing has closed it (an outage)
+        clock.now += timedelta(days=1)
     now = clock.now
     bindings = [
         {"behavior": n, "key_ref": f"env:BENCH_KEY_{n.upper()}", "cap_usd": 10.0,
@@ -99,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--behaviors", type=int, default=None)
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument(
+        "--unclosed", action="store_true", help="read a day later, before that day's close"
+    )
     args = parser.parse_args(argv)
     n = args.behaviors or (1_000 if args.quick else 10_000)
     names = [f"b{i:05d}" for i in range(n)]
@@ -106,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         engine = make_engine(f"sqlite:///{tmp}/ledger.db")
         migrate(engine)
         t0 = time.perf_counter()
-        service = seed(engine, names, args.days)
+        service = seed(engine, names, args.days, args.unclosed)
         took = time.perf_counter() - t0
         print(f"loaded {n:,} behaviors x {args.days} days x 3 runs in {took:.0f} s")
         times = asyncio.run(measure(service, args.rounds))

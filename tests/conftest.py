@@ -23,6 +23,10 @@ from sqlalchemy.engine.url import make_url
 
 DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
+# the test behaviors' step code lives in the tests package: allowed by name, as an operator
+# would allow an installed module of theirs (subprocesses the tests start inherit it)
+os.environ.setdefault("CLEANDAY_STEP_MODULES", "tests")
+
 
 def _postgres_server_url() -> str:
     return os.environ.get("CLEANDAY_TEST_POSTGRES_URL", DEFAULT_TEST_POSTGRES_URL)

@@ -13,7 +13,9 @@ from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from cleanday.domain import Tier
+    from cleanday.runtime import search
     from cleanday.runtime.activities import (
+        INFRA_ERROR_TYPE,
         STEP_CEILING_SECONDS,
         STEP_TIMED_OUT,
         RuntimeActivities,
@@ -23,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         BLOCKED,
         EXPIRED,
         FAILED,
+        INFRA_ERROR,
         PROPOSED,
         REJECTED,
         RELEASED,
@@ -38,12 +41,16 @@ with workflow.unsafe.imports_passed_through():
         RunState,
         StepOutput,
         StepRequest,
+        build_infra_report,
         build_report,
     )
 
 # Ledger calls are cheap and idempotent: retry them until the ledger answers. A short timeout
 # lets a run recover quickly when its worker dies mid-call.
 _LEDGER = timedelta(seconds=10)
+# judging a failed step reads the ledger, which may wait out an outage (the activity's own
+# retry limit, CLEANDAY_LEDGER_RETRY_SECONDS, bounds it; this is the ceiling above it)
+_JUDGE = timedelta(seconds=STEP_CEILING_SECONDS)
 # The step heartbeats; a step whose worker died is retried elsewhere after this, not after its
 # whole timeout class.
 _STEP_HEARTBEAT = timedelta(seconds=10)
@@ -72,23 +79,63 @@ class _Run:
         )
 
 
+@dataclass(frozen=True)
+class _Infra:
+    """The deployment kept the step from running (an InfrastructureError in an activity)."""
+
+    kind: str
+    reason: str
+
+
+def _infra_of(err: ActivityError) -> _Infra | None:
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type == INFRA_ERROR_TYPE:
+        kind = str(cause.details[0]) if cause.details else "unknown"
+        return _Infra(kind, cause.message)
+    return None
+
+
+def _what_happened(s: RunState) -> str:
+    failed = [f"{g.name} ({g.reason})" if g.reason else g.name for g in s.gates if not g.passed]
+    parts = [f"**{s.outcome}**" + (f" at tier {s.tier.value}" if s.tier else "")]
+    if failed:
+        parts.append("gate failed: " + "; ".join(failed))
+    if s.summary:
+        parts.append(s.summary)
+    if s.acted:
+        parts.append("acted with the ledger's permit")
+    elif s.denied:
+        parts.append(f"not acted: {s.denied}")
+    if s.decision:
+        parts.append(f"operator: {s.decision}")
+    return " · ".join(parts)
+
+
 @workflow.defn(name="BehaviorRun")
 class BehaviorRun:
     def __init__(self) -> None:
         self._state = RunState()
+        self._tagged = False
         self._decision: str | None = None  # APPROVED | REJECTED | RELEASED, the first one wins
 
     @workflow.run
     async def run(self, request: RunRequest) -> RunState:
         s, run_id, started = self._state, workflow.info().workflow_id, workflow.now()
         s.behavior, s.phase = request.behavior, "running step"
+        self._tagged = request.search_attributes
+        self._tag(search.BEHAVIOR.value_set(request.behavior))
         # one activity: the binding as of now (tier, status), the step's model calls, every gate
         checked = await self._run_step(request, run_id)
+        if isinstance(checked, _Infra):  # not the behavior's fault: no gate ran, none failed
+            await self._report_infra(request.behavior, run_id, started, checked)
+            return self._done()
         binding, step, verdict = checked.binding, checked.step, checked.verdict
         s.tier = binding.tier
+        self._tag(search.TIER.value_set(binding.tier.value))
         if step is None or verdict is None:  # paused, quarantined or retired: nothing ran
             s.phase, s.outcome = "done", SKIPPED
-            return s
+            s.summary = f"{binding.behavior} is {binding.status.value}: nothing ran"
+            return self._done()
         s.summary, s.output = step.summary, verdict.output
         s.gates, s.anomalies = verdict.gates, verdict.anomalies
         step.actions = verdict.actions  # what the gates let through (redacted if need be)
@@ -110,6 +157,19 @@ class BehaviorRun:
         else:  # C and Wings: the permit is asked at the moment of acting
             await self._act_and_report(run)
         s.phase, s.waiting_for = "done", None
+        return self._done()
+
+    def _tag(self, *updates: Any) -> None:
+        if self._tagged:
+            workflow.upsert_search_attributes(list(updates))
+
+    def _done(self) -> RunState:
+        """Say in the Temporal UI what happened (the outcome as a search attribute, and in the
+        run's details), so a gate-failed run does not read as a plain COMPLETED."""
+        s = self._state
+        s.phase = "done"
+        self._tag(search.OUTCOME.value_set(s.outcome or "unknown"))
+        workflow.set_current_details(_what_happened(s))
         return s
 
     @workflow.signal
@@ -166,7 +226,7 @@ class BehaviorRun:
                 return None
             every = min(every * 2, _POLL_MAX)
 
-    async def _run_step(self, request: RunRequest, run_id: str) -> Checked:
+    async def _run_step(self, request: RunRequest, run_id: str) -> Checked | _Infra:
         try:
             return await workflow.execute_activity_method(
                 RuntimeActivities.run_step,
@@ -177,17 +237,39 @@ class BehaviorRun:
                 retry_policy=_STEP_RETRY,
             )
         except ActivityError as err:  # failed after its retry policy, or past its timeout class
+            if (infra := _infra_of(err)) is not None:
+                return infra
             cause = err.cause
             timed_out = isinstance(cause, ActivityTimeout) or (
                 isinstance(cause, ApplicationError) and cause.type == STEP_TIMED_OUT
             )
             attempts = 1 if timed_out else _STEP_RETRY.maximum_attempts
             self._state.phase = "checking gates"  # no verdict came back: the gates judge here
-            return await workflow.execute_local_activity_method(
-                RuntimeActivities.judge_failed_step,
-                FailedStep(request.behavior, run_id, str(cause), attempts, timed_out),
-                start_to_close_timeout=_LEDGER,
-            )
+            try:
+                return await workflow.execute_local_activity_method(
+                    RuntimeActivities.judge_failed_step,
+                    FailedStep(request.behavior, run_id, str(cause), attempts, timed_out),
+                    start_to_close_timeout=_JUDGE,
+                )
+            except ActivityError as judge_err:
+                if (infra := _infra_of(judge_err)) is not None:
+                    return infra
+                raise
+
+    async def _report_infra(
+        self, behavior: str, run_id: str, started: datetime, infra: _Infra
+    ) -> None:
+        """Report the run as an infrastructure error: the ledger records it, alerts the
+        operator, and counts it neither as a clean day nor as a break."""
+        s = self._state
+        s.phase, s.outcome, s.infra, s.summary = "reporting", INFRA_ERROR, infra.kind, infra.reason
+        report = build_infra_report(
+            behavior, run_id, started, workflow.now(), infra.kind, infra.reason
+        )
+        await workflow.execute_local_activity_method(
+            RuntimeActivities.report_outcome, report, start_to_close_timeout=_LEDGER
+        )
+        s.phase = "done"
 
     async def _act(self, request: ActRequest) -> None:
         s = self._state

@@ -157,18 +157,36 @@ class ChainProblem(BaseModel):
     problem: str
 
 
+class StateProblem(BaseModel):
+    """One stored row (a materialized state, a sign-off) that says other than the chain."""
+
+    behavior: str
+    what: str
+    problem: str
+
+
 class VerifyResult(BaseModel):
     ok: bool
     entries: int
     head_seq: int
     problems: list[ChainProblem]
+    # stored rows checked against the chain (cleanday.ledger.checks); empty from `verify` alone
+    state_problems: list[StateProblem] = []
+    states: int = 0
 
     def summary(self) -> str:
         if self.ok:
-            return f"ledger verified: {self.entries} entries, chain intact"
-        lines = [f"ledger does NOT verify: {len(self.problems)} problem(s)"]
+            checked = f", {self.states} stored states match it" if self.states else ""
+            return f"ledger verified: {self.entries} entries, chain intact{checked}"
+        n = len(self.problems) + len(self.state_problems)
+        lines = [f"ledger does NOT verify: {n} problem(s)"]
         lines += [f"  seq {p.seq} ({p.behavior}, {p.kind}): {p.problem}" for p in self.problems]
+        lines += [f"  {p.behavior} {p.what}: {p.problem}" for p in self.state_problems]
         return "\n".join(lines)
+
+    @property
+    def chain_ok(self) -> bool:
+        return not self.problems
 
 
 def verify(conn: Connection, batch: int = 5000) -> VerifyResult:

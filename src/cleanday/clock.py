@@ -14,6 +14,11 @@ def zone(tz: str | ZoneInfo) -> ZoneInfo:
     return tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
 
 
+def as_utc(dt: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken to be UTC already (how SQLite keeps them)."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
 def local_date(dt: datetime, tz: str | ZoneInfo) -> date:
     """The calendar date `dt` falls on in time zone `tz`."""
     if dt.tzinfo is None:
@@ -56,3 +61,14 @@ def sunday_close_at(sunday: date, tz: str | ZoneInfo) -> datetime:
             f"Sunday ({review_sunday(sunday).isoformat()})"
         )
     return day_start(sunday + ONE_DAY, tz)
+
+
+def next_review_at(now: datetime, tz: str | ZoneInfo, hour: int) -> datetime:
+    """When the next Sunday review is posted after `now`: a Sunday at `hour`, local time (as an
+    aware datetime in `tz`, for saying it to the operator in the ledger's time zone)."""
+    local = now.astimezone(zone(tz))
+    sunday = review_sunday(local.date())
+    posted = datetime.combine(sunday, time(hour), tzinfo=zone(tz))
+    if posted <= local:
+        posted = datetime.combine(sunday + 7 * ONE_DAY, time(hour), tzinfo=zone(tz))
+    return posted

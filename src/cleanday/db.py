@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import functools
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine.url import make_url
+from sqlalchemy.exc import DBAPIError
 
 from cleanday.config import Settings, get_settings
 from cleanday.errors import ConfigError
@@ -110,6 +114,57 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "cleanday ships no migrations"
     return head
+
+
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(.+)$", re.M)
+
+
+@functools.cache
+def shipped_head() -> str:
+    """The newest migration this installation ships, read from the migration files' own
+    `revision` / `down_revision` lines: what `head_revision` says, without importing Alembic
+    (the read verbs must start fast)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        fields = dict(_REVISION_LINE.findall(path.read_text(encoding="utf-8")))
+        if "revision" not in fields:
+            continue
+        revisions.add(ast.literal_eval(fields["revision"].strip()))
+        down = ast.literal_eval(fields.get("down_revision", "None").strip())
+        parents.update((down,) if isinstance(down, str) else tuple(down or ()))
+    heads = revisions - parents
+    if len(heads) != 1:
+        return head_revision()  # unusual layout: let Alembic say
+    return heads.pop()
+
+
+def stored_revision(engine: Engine) -> str | None:
+    """The schema revision the database records (None when it has none yet), read with one
+    query rather than Alembic's migration context."""
+    with engine.connect() as conn:
+        try:
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except DBAPIError:
+            return None
+
+
+def check_schema(engine: Engine, shown: str) -> None:
+    """Refuse to read a database whose schema is not this cleanday's: say how to migrate it.
+
+    The read verbs call this instead of migrating (a read must not change the schema)."""
+    stored, head = stored_revision(engine), shipped_head()
+    if stored == head:
+        return
+    if stored is None:
+        raise ConfigError(
+            f"the ledger database {shown} has no cleanday schema yet; run `cleanday migrate` "
+            "(or register a Work Order: `cleanday register behaviors/`)"
+        )
+    raise ConfigError(
+        f"the ledger database {shown} is at schema revision {stored}, and this cleanday reads "
+        f"revision {head}; run `cleanday migrate`"
+    )
 
 
 def current_revision(engine: Engine) -> str | None:

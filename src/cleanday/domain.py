@@ -44,6 +44,9 @@ class EntryKind(StrEnum):
     Derived kinds (promoted, demoted, quarantined, gate_failed, anomaly) are written by the
     service as an audit trail of what the ladder concluded; the ladder ignores them, which
     is what lets `ledger replay` recompute history under another policy.
+    Sign-off kinds (approved, released, expired, permit) are facts the ladder does not count:
+    what the operator signed off and each act permit granted. A permit is granted from them,
+    never from the `pending_items` row (a rejection is an `override`, which resets the clock).
     """
 
     # primitive
@@ -54,16 +57,29 @@ class EntryKind(StrEnum):
     PAUSED = "paused"
     RESUMED = "resumed"
     RETIRED = "retired"
+    REVIVED = "revived"  # a retired behavior brought back, at A with a fresh clock
     # derived (audit only)
     GATE_FAILED = "gate_failed"
     ANOMALY = "anomaly"
     PROMOTED = "promoted"
     DEMOTED = "demoted"
     QUARANTINED = "quarantined"
+    # sign-off facts (chained, not folded)
+    APPROVED = "approved"
+    RELEASED = "released"
+    EXPIRED = "expired"
+    PERMIT = "permit"
+    INFRA_ERROR = "infra_error"  # a run the deployment kept from running its step
+    KEY_RELEASED = "key_released"  # a retirement freed the behavior's model key for reuse
 
     @property
     def derived(self) -> bool:
         return self in _DERIVED
+
+    @property
+    def folded(self) -> bool:
+        """Whether the ladder folds entries of this kind (the primitive kinds)."""
+        return self not in _DERIVED and self not in _SIGN_OFF
 
 
 _DERIVED = frozenset(
@@ -73,13 +89,24 @@ _DERIVED = frozenset(
         EntryKind.PROMOTED,
         EntryKind.DEMOTED,
         EntryKind.QUARANTINED,
+        EntryKind.INFRA_ERROR,
+        EntryKind.KEY_RELEASED,
     }
 )
+_SIGN_OFF = frozenset({EntryKind.APPROVED, EntryKind.RELEASED, EntryKind.EXPIRED, EntryKind.PERMIT})
+
+
+OVERRIDE_KINDS = ("manual", "rejected", "edited", "rerun", "let_through", "forced_tier")
+"""The kinds of operator override (`cleanday override --kind`); forced_tier comes with a tier."""
 
 
 class Decision(StrEnum):
     PROMOTE = "promote"
     HOLD = "hold"
+
+
+DECISION_DOORS = ("cli", "api", "pane", "notion")
+"""The doors a Sunday decision comes through; each decision entry names its own."""
 
 
 @dataclass(frozen=True)
@@ -110,8 +137,11 @@ class Entry:
     - override: {"reason": str, "kind": "rejected"|"edited"|"rerun"|"forced_tier"|"let_through"
       |"manual", "tier": "A"|"B"|"C"|"Wings" (forced_tier only), "run_id"?: str}
     - decision: {"week": "YYYY-MM-DD" (the review's Sunday), "decision": "promote"|"hold",
-      "by": str}
+      "by": str, "door"?: "cli"|"api"|"pane"|"notion", "decided_at"?: ISO time it was made at
+      its door, "superseded_by"?: str (a later decision from another door stood; the ladder
+      ignores this one)}
     - paused / resumed / retired: {"reason"?: str, "by"?: str}
+    - revived: {"version": int, "by"?: str, "source"?: str}
     """
 
     behavior: str
@@ -135,6 +165,11 @@ class Entry:
     @property
     def failed_gates(self) -> tuple[GateResult, ...]:
         return tuple(g for g in self.gates if not g.passed)
+
+    @property
+    def infra_error(self) -> bool:
+        """A run the deployment kept from running its step: not the behavior's doing."""
+        return self.data.get("outcome") == "infra_error"
 
 
 class IdlePolicy(StrEnum):

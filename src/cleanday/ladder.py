@@ -4,7 +4,7 @@ Everything the brief says about tiers lives here, and nothing else does: no data
 clock, no network. The rules, in the order a reader meets them in the code:
 
 - Only primitive entries count (registered, run_reported, override, decision, paused,
-  resumed, retired); the derived audit kinds are ignored, so history can be replayed under
+  resumed, retired, revived); the derived audit kinds are ignored, so history can be replayed under
   another policy. Entries with the same `key` are one fact.
 - Entries are folded in order of `(at, registered first, key)`: time order, made total so
   that the order entries arrive in never changes the result.
@@ -21,6 +21,8 @@ clock, no network. The rules, in the order a reader meets them in the code:
   `quarantine_window_days` (counting since the last `resumed`) quarantine the behavior.
 - Candidate: active, and at A or B with `clean_day_threshold` clean days, or at C with
   `wings_threshold`. Wings is never a candidate.
+- Retirement is terminal until a `revived` entry: it brings the behavior back active, at A,
+  with a fresh clock (as a new registration would, keeping its history).
 - Sunday review: the last decision recorded for a week before its close wins. At the close
   (the start of Monday, local time), Sunday is closed first; then a Promote decision moves a
   behavior that is still a candidate up exactly one tier and resets its clock. Nothing is
@@ -203,7 +205,7 @@ def apply(acc: Accumulator, entry: Entry, policy: Policy) -> Accumulator:
     Returns a new accumulator; `acc` is left as it was. Raises `OutOfOrderEntry` for an
     entry that sorts before the last one applied (recompute with `compute_state`).
     """
-    if entry.kind.derived:
+    if not entry.kind.folded:
         return acc
     order = fold_order(entry)
     if acc.last_order is not None:
@@ -229,8 +231,8 @@ def apply(acc: Accumulator, entry: Entry, policy: Policy) -> Accumulator:
         return acc
 
     _close_days_before(acc, local_date(entry.at, policy.timezone), policy)
-    if acc.status is Status.RETIRED:
-        return acc  # retirement is terminal
+    if acc.status is Status.RETIRED and entry.kind is not EntryKind.REVIVED:
+        return acc  # retirement is terminal until a revival
     _HANDLERS[entry.kind](acc, entry, policy)
     return acc
 
@@ -279,7 +281,7 @@ def fold(behavior: str, entries: Iterable[Entry], policy: Policy) -> Accumulator
     """
     acc = initial(behavior)
     seen: set[str] = set()
-    for entry in sorted((e for e in entries if not e.kind.derived), key=fold_order):
+    for entry in sorted((e for e in entries if e.kind.folded), key=fold_order):
         if entry.key in seen:
             continue  # the same fact reported again; the earliest report stands
         seen.add(entry.key)
@@ -366,6 +368,8 @@ def _on_registered(acc: Accumulator, entry: Entry, policy: Policy) -> None:
 
 
 def _on_run_reported(acc: Accumulator, entry: Entry, policy: Policy) -> None:
+    if entry.infra_error:
+        return  # the infrastructure's fault: neither a clean day nor a break, never a demotion
     acc.day_had_run = True
     acc.last_run_at = entry.at
     failed = entry.failed_gates
@@ -395,6 +399,8 @@ def _on_decision(acc: Accumulator, entry: Entry, policy: Policy) -> None:
     decision = _decision_or_none(entry.data.get("decision"))
     if week is None or decision is None or acc.open_day is None:
         return
+    if entry.data.get("superseded_by"):
+        return  # kept in the ledger, but a later decision from another door stood
     week = review_sunday(week)
     if week < acc.open_day:
         return  # that review has closed; a late decision changes nothing
@@ -419,6 +425,25 @@ def _on_retired(acc: Accumulator, entry: Entry, policy: Policy) -> None:
     acc.status = Status.RETIRED
 
 
+def _on_revived(acc: Accumulator, entry: Entry, policy: Policy) -> None:
+    """Back from retirement as if newly registered: active, at A, the clock at zero. Not a tier
+    change (nothing demoted it), so no demotion is announced; its history stays."""
+    if acc.status is not Status.RETIRED:
+        return
+    acc.status = Status.ACTIVE
+    acc.tier = Tier.A
+    acc.tier_since = entry.at
+    acc.clean_days = 0
+    acc.day_had_run = False
+    acc.day_dirty = False
+    acc.a_failures = ()
+    acc.quarantined_at = None
+    acc.decisions = ()
+    version = entry.data.get("version")
+    if isinstance(version, int):
+        acc.version = version  # a registration while retired was not folded
+
+
 _HANDLERS: dict[EntryKind, Callable[[Accumulator, Entry, Policy], None]] = {
     EntryKind.REGISTERED: _on_registered,
     EntryKind.RUN_REPORTED: _on_run_reported,
@@ -427,6 +452,7 @@ _HANDLERS: dict[EntryKind, Callable[[Accumulator, Entry, Policy], None]] = {
     EntryKind.PAUSED: _on_paused,
     EntryKind.RESUMED: _on_resumed,
     EntryKind.RETIRED: _on_retired,
+    EntryKind.REVIVED: _on_revived,
 }
 
 

@@ -10,7 +10,13 @@ from typing import Any, Protocol
 import aiohttp
 import httpx
 
-from cleanday.errors import CleandayError, LedgerUnavailable, PermitDenied, UnknownBehaviorError
+from cleanday.errors import (
+    BehaviorRetired,
+    CleandayError,
+    LedgerUnavailable,
+    PermitDenied,
+    UnknownBehaviorError,
+)
 
 # the most requests to the ledger in flight at once (a worker has up to one per activity); the
 # rest wait for a connection
@@ -174,6 +180,8 @@ class LedgerClient:
         detail = _detail(response)
         if response.status_code == 404:
             raise UnknownBehaviorError(f"{what}: {detail}")
+        if response.status_code == 409 and _error(response) == BehaviorRetired.__name__:
+            raise BehaviorRetired(f"{what}: {detail}")
         if response.status_code >= 500:
             raise LedgerUnavailable(f"{what}: ledger answered {response.status_code}: {detail}")
         raise CleandayError(f"{what}: ledger answered {response.status_code}: {detail}")
@@ -197,6 +205,12 @@ class LedgerClient:
         self._raise_for(response, f"state of {name}")
         return dict(response.json())
 
+    async def work_order(self, name: str) -> dict[str, Any]:
+        """The Work Order version the ledger holds: {behavior, version, work_order}."""
+        response = await self._request("GET", f"/api/v1/behaviors/{name}/work-order")
+        self._raise_for(response, f"work order of {name}")
+        return dict(response.json())
+
     async def history(self, name: str) -> list[dict[str, Any]]:
         response = await self._request("GET", f"/api/v1/behaviors/{name}/history")
         self._raise_for(response, f"history of {name}")
@@ -210,10 +224,13 @@ class LedgerClient:
 
     # writes
 
-    async def register(self, work_order_yaml: str) -> dict[str, Any]:
-        response = await self._request(
-            "POST", "/api/v1/behaviors", json={"work_order": work_order_yaml}
-        )
+    async def register(self, work_order_yaml: str, *, revive: bool = False) -> dict[str, Any]:
+        """Register a Work Order; `revive` brings a retired behavior back at tier A (without
+        it, a retired behavior's raises BehaviorRetired)."""
+        body: dict[str, Any] = {"work_order": work_order_yaml}
+        if revive:
+            body["revive"] = True
+        response = await self._request("POST", "/api/v1/behaviors", json=body)
         self._raise_for(response, "register behavior")
         return dict(response.json())
 
@@ -317,6 +334,15 @@ class LedgerClient:
 
 def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _error(response: LedgerResponse) -> str | None:
+    """The error type the ledger named in its answer (`service.errors.error_body`)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return str(body.get("error")) if isinstance(body, dict) and body.get("error") else None
 
 
 def _detail(response: LedgerResponse) -> str:

@@ -1,11 +1,12 @@
-"""The ledger's tables (SQLModel). Schema changes go through migrations, never `create_all`."""
+"""The ledger's tables, as SQLAlchemy Core tables on their own `metadata` (no ORM classes: the
+read verbs import this without SQLModel or `sqlalchemy.orm`). Schema changes go through
+migrations, never `create_all`; `cleanday.router.tables` puts these tables into SQLModel's
+metadata beside the routing tables, for the migrations' autogenerate check."""
 
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, SQLModel
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -28,235 +29,271 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _ts(nullable: bool = False, index: bool = False) -> Any:
-    return Field(sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
+metadata = sa.MetaData()
 
-
-def _json(nullable: bool = False) -> Any:
-    return Field(sa_column=sa.Column(sa.JSON(), nullable=nullable))
-
-
-class Behavior(SQLModel, table=True):
-    """A registered behavior and its current Work Order version."""
-
-    __tablename__ = "behaviors"
-
-    id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=64, unique=True)
-    version: int = 1
-    work_order: dict[str, Any] = _json()  # the validated Work Order, canonical JSON
-    work_order_text: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
-    content_hash: str = Field(max_length=64)
-    preset_hash: str = Field(max_length=64)
-    preset_version: int = 1
+# A registered behavior and its current Work Order version.
+T_BEHAVIORS = sa.Table(
+    "behaviors",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, nullable=False),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("version", sa.Integer(), nullable=False, default=1),
+    # the validated Work Order, canonical JSON
+    sa.Column("work_order", sa.JSON(), nullable=False),
+    sa.Column("work_order_text", sa.Text(), nullable=True),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("preset_hash", sa.String(64), nullable=False),
+    sa.Column("preset_version", sa.Integer(), nullable=False, default=1),
     # one behavior, one key: the reference (never the secret) is unique across behaviors
-    key_ref: str = Field(max_length=512, unique=True)
-    idle_days: str = Field(default="skip", max_length=16)
-    source_path: str = Field(max_length=1024)
-    registered_at: datetime = _ts()
-    updated_at: datetime = _ts()
-    status_changed_at: datetime | None = _ts(nullable=True)
+    sa.Column("key_ref", sa.String(512), nullable=False, unique=True),
+    sa.Column("idle_days", sa.String(16), nullable=False, default="skip"),
+    sa.Column("source_path", sa.String(1024), nullable=False),
+    sa.Column("registered_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("status_changed_at", UTCDateTime(), nullable=True),
+)
 
+# Every Work Order version ever registered, so any version can be read back.
+T_VERSIONS = sa.Table(
+    "behavior_versions",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, nullable=False),
+    sa.Column("behavior", sa.String(64), sa.ForeignKey("behaviors.name"), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("preset_version", sa.Integer(), nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("work_order", sa.JSON(), nullable=False),
+    sa.Column("work_order_text", sa.Text(), nullable=True),
+    sa.Column("registered_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("behavior", "version"),
+)
 
-class BehaviorVersion(SQLModel, table=True):
-    """Every Work Order version ever registered, so any version can be read back."""
+# One append-only, hash-chained ledger entry; `seq` is the global chain order.
+T_ENTRIES = sa.Table(
+    "ledger_entries",
+    metadata,
+    sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False, nullable=False),
+    sa.Column("behavior", sa.String(64), sa.ForeignKey("behaviors.name"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("key", sa.String(256), nullable=False),
+    sa.Column("data", sa.JSON(), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("behavior", "key", name="uq_ledger_entries_behavior_key"),
+    sa.Index("ix_ledger_entries_behavior_kind_seq", "behavior", "kind", "seq"),
+    sa.Index("ix_ledger_entries_behavior_seq", "behavior", "seq"),
+    sa.Index("ix_ledger_entries_kind_at", "kind", "at"),
+)
 
-    __tablename__ = "behavior_versions"
-    __table_args__ = (sa.UniqueConstraint("behavior", "version"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    behavior: str = Field(max_length=64, foreign_key="behaviors.name")
-    version: int
-    preset_version: int
-    content_hash: str = Field(max_length=64)
-    work_order: dict[str, Any] = _json()
-    work_order_text: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
-    registered_at: datetime = _ts()
-
-
-class LedgerEntry(SQLModel, table=True):
-    """One append-only, hash-chained ledger entry; `seq` is the global chain order."""
-
-    __tablename__ = "ledger_entries"
-    __table_args__ = (
-        sa.UniqueConstraint("behavior", "key", name="uq_ledger_entries_behavior_key"),
-        sa.Index("ix_ledger_entries_behavior_seq", "behavior", "seq"),
-        # the week's decisions, without reading the week's run reports (0003_listing)
-        sa.Index("ix_ledger_entries_kind_at", "kind", "at"),
-    )
-
-    seq: int = Field(sa_column=sa.Column(sa.BigInteger(), primary_key=True, autoincrement=False))
-    behavior: str = Field(max_length=64, foreign_key="behaviors.name")
-    kind: str = Field(max_length=32)
-    at: datetime = _ts(index=True)
-    key: str = Field(max_length=256)
-    data: dict[str, Any] = _json()
-    prev_hash: str = Field(max_length=64)
-    hash: str = Field(max_length=64, unique=True)
-    recorded_at: datetime = _ts()
-
-
-class ChainHead(SQLModel, table=True):
-    """The last entry of the chain (one row, id 1): lets `verify` see a deleted tail entry,
-    and is the row PostgreSQL locks to serialize appends."""
-
-    __tablename__ = "chain_head"
-
-    id: int = Field(default=1, primary_key=True)
-    seq: int = Field(default=0, sa_column=sa.Column(sa.BigInteger(), nullable=False))
-    hash: str = Field(max_length=64)
+# The last entry of the chain (one row, id 1): lets `verify` see a deleted tail entry, and is the
+# row PostgreSQL locks to serialize appends.
+T_CHAIN_HEAD = sa.Table(
+    "chain_head",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, nullable=False, default=1),
+    sa.Column("seq", sa.BigInteger(), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
     # every primitive entry up to this seq is folded into its behavior's materialized state;
     # the day close folds what lies beyond (entries bulk-loaded without folding)
-    folded_seq: int = Field(default=0, sa_column=sa.Column(sa.BigInteger(), nullable=False))
-    updated_at: datetime = _ts()
+    sa.Column("folded_seq", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
 
-
-class BehaviorStateRow(SQLModel, table=True):
-    """The materialized state of one behavior, so listing and candidates never fold history."""
-
-    __tablename__ = "behavior_states"
-
-    behavior: str = Field(max_length=64, primary_key=True, foreign_key="behaviors.name")
-    tier: str = Field(max_length=8)
-    status: str = Field(max_length=16, index=True)
-    clean_days: int = 0
-    candidate: bool = Field(default=False, index=True)
-    last_gate_failure: date | None = None
-    last_failure_gate: str | None = Field(default=None, max_length=64)
-    last_failure_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
-    last_failure_run: str | None = Field(default=None, max_length=256)
-    tier_since: datetime | None = _ts(nullable=True)
-    quarantined_at: datetime | None = _ts(nullable=True)
-    accumulator: dict[str, Any] = _json()
+# The materialized state of one behavior, so listing and candidates never fold history.
+T_STATES = sa.Table(
+    "behavior_states",
+    metadata,
+    sa.Column(
+        "behavior", sa.String(64), sa.ForeignKey("behaviors.name"), primary_key=True, nullable=False
+    ),
+    sa.Column("tier", sa.String(8), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("clean_days", sa.Integer(), nullable=False, default=0),
+    sa.Column("candidate", sa.Boolean(), nullable=False, index=True, default=False),
+    sa.Column("last_gate_failure", sa.Date(), nullable=True),
+    sa.Column("last_failure_gate", sa.String(64), nullable=True),
+    sa.Column("last_failure_reason", sa.Text(), nullable=True),
+    sa.Column("last_failure_run", sa.String(256), nullable=True),
+    sa.Column("tier_since", UTCDateTime(), nullable=True),
+    sa.Column("quarantined_at", UTCDateTime(), nullable=True),
+    sa.Column("accumulator", sa.JSON(), nullable=False),
     # the highest primitive entry seq folded into `accumulator`
-    last_seq: int = Field(default=0, sa_column=sa.Column(sa.BigInteger(), nullable=False))
+    sa.Column("last_seq", sa.BigInteger(), nullable=False),
     # the newest tier change that already has its derived audit entry (promoted/demoted)
-    last_change_at: datetime | None = _ts(nullable=True)
-    updated_at: datetime = _ts()
+    sa.Column("last_change_at", UTCDateTime(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
 
+# One reported run: idempotency by run_id, and the trailing medians for anomalies.
+T_RUNS = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, nullable=False),
+    sa.Column("run_id", sa.String(256), nullable=False, unique=True),
+    sa.Column("workflow_id", sa.String(256), nullable=True),
+    sa.Column("behavior", sa.String(64), sa.ForeignKey("behaviors.name"), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("cost_usd", sa.Float(), nullable=False, default=0.0),
+    sa.Column("tokens_in", sa.Integer(), nullable=True),
+    sa.Column("tokens_out", sa.Integer(), nullable=True),
+    sa.Column("model", sa.String(256), nullable=True),
+    sa.Column("transport", sa.String(32), nullable=True),
+    sa.Column("latency_ms", sa.Float(), nullable=True),
+    sa.Column("output_size", sa.Integer(), nullable=True),
+    sa.Column("summary", sa.Text(), nullable=True),
+    sa.Column("reported_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_runs_behavior_finished", "behavior", "finished_at"),
+)
 
-class Run(SQLModel, table=True):
-    """One reported run: idempotency by run_id, and the trailing medians for anomalies."""
-
-    __tablename__ = "runs"
-    __table_args__ = (sa.Index("ix_runs_behavior_finished", "behavior", "finished_at"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: str = Field(max_length=256, unique=True)
-    workflow_id: str | None = Field(default=None, max_length=256)
-    behavior: str = Field(max_length=64, foreign_key="behaviors.name")
-    started_at: datetime = _ts()
-    finished_at: datetime = _ts()
-    outcome: str = Field(max_length=16)
-    cost_usd: float = 0.0
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-    model: str | None = Field(default=None, max_length=256)
-    transport: str | None = Field(default=None, max_length=32)
-    latency_ms: float | None = None
-    output_size: int | None = None
-    summary: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
-    reported_at: datetime = _ts()
-
-
-class PendingItem(SQLModel, table=True):
-    """A tier-A proposal or a tier-B staged item, waiting for the operator."""
-
-    __tablename__ = "pending_items"
-    __table_args__ = (
-        sa.UniqueConstraint("behavior", "item_id", name="uq_pending_items_behavior_item"),
-        sa.Index("ix_pending_items_behavior_status", "behavior", "status"),
-        # what waits for the operator across every behavior, oldest first (0011_pane)
-        sa.Index("ix_pending_items_status_id", "status", "id"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    item_id: str = Field(max_length=256)
-    behavior: str = Field(max_length=64, foreign_key="behaviors.name")
-    run_id: str = Field(max_length=256)
-    kind: str = Field(max_length=16)  # proposal | staged
+# A tier-A proposal or a tier-B staged item, waiting for the operator.
+T_PENDING = sa.Table(
+    "pending_items",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, nullable=False),
+    sa.Column("item_id", sa.String(256), nullable=False),
+    sa.Column("behavior", sa.String(64), sa.ForeignKey("behaviors.name"), nullable=False),
+    sa.Column("run_id", sa.String(256), nullable=False),
+    # proposal | staged
+    sa.Column("kind", sa.String(16), nullable=False),
     # pending | approved | rejected | released | expired | acted
-    status: str = Field(default="pending", max_length=16)
-    payload: dict[str, Any] = _json()
-    created_at: datetime = _ts()
-    expires_at: datetime | None = _ts(nullable=True)
-    decided_at: datetime | None = _ts(nullable=True)
-    decided_by: str | None = Field(default=None, max_length=128)
+    sa.Column("status", sa.String(16), nullable=False, default="pending"),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("decided_at", UTCDateTime(), nullable=True),
+    sa.Column("decided_by", sa.String(128), nullable=True),
+    sa.UniqueConstraint("behavior", "item_id", name="uq_pending_items_behavior_item"),
+    sa.Index("ix_pending_items_behavior_status", "behavior", "status"),
+    sa.Index("ix_pending_items_status_id", "status", "id"),
+)
 
+# A notification for Slack or Notion, delivered in order when the service answers.
+T_OUTBOX = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, nullable=False),
+    # slack | notion
+    sa.Column("channel", sa.String(16), nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("dedupe_key", sa.String(256), nullable=False, unique=True),
+    sa.Column("behavior", sa.String(64), nullable=True),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("delivered_at", UTCDateTime(), nullable=True, index=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, default=0),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    # a Slack channel, a Notion data source: rows of one target are delivered in ID order;
+    # NULL until the delivery routes the row (cleanday.outbox)
+    sa.Column("target", sa.String(256), nullable=True),
+    # a failed head row's back-off
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    # e.g. Slack's channel and ts
+    sa.Column("receipt", sa.JSON(), nullable=True),
+    # `cleanday outbox drop`
+    sa.Column("dropped_at", UTCDateTime(), nullable=True),
+    sa.Column("dropped_by", sa.String(128), nullable=True),
+    sa.Column("drop_reason", sa.Text(), nullable=True),
+    sa.Index("ix_outbox_waiting", "channel", "target", "delivered_at", "id"),
+)
 
-class OutboxItem(SQLModel, table=True):
-    """A notification for Slack or Notion, delivered in order when the service answers."""
+# Who drains the outbox: one holder at a time across service instances, until its lease expires (a
+# holder that died is taken over).
+T_OUTBOX_LEASES = sa.Table(
+    "outbox_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True, nullable=False),
+    sa.Column("holder", sa.String(128), nullable=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("acquired_at", UTCDateTime(), nullable=True),
+)
 
-    __tablename__ = "outbox"
+# A clock job that ran (`day_close:2026-11-20`), so running it twice changes nothing.
+T_JOBS = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, nullable=False),
+    sa.Column("job_key", sa.String(128), nullable=False, unique=True),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=False),
+    sa.Column("result", sa.JSON(), nullable=False),
+)
 
-    id: int | None = Field(default=None, primary_key=True)
-    channel: str = Field(max_length=16, index=True)  # slack | notion
-    kind: str = Field(max_length=32)
-    dedupe_key: str = Field(max_length=256, unique=True)
-    behavior: str | None = Field(default=None, max_length=64)
-    payload: dict[str, Any] = _json()
-    created_at: datetime = _ts()
-    delivered_at: datetime | None = _ts(nullable=True, index=True)
-    attempts: int = 0
-    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
-
-
-class JobRun(SQLModel, table=True):
-    """A clock job that ran (`day_close:2026-11-20`), so running it twice changes nothing."""
-
-    __tablename__ = "job_runs"
-
-    id: int | None = Field(default=None, primary_key=True)
-    job_key: str = Field(max_length=128, unique=True)
-    started_at: datetime = _ts()
-    finished_at: datetime = _ts()
-    result: dict[str, Any] = _json()
-
-
-class WebhookDelivery(SQLModel, table=True):
-    """An accepted webhook delivery: stored before it is answered, started as a run when Temporal
-    answers (`cleanday.webhook_inbox`). Its signature is the replay store every instance shares."""
-
-    __tablename__ = "webhook_deliveries"
-    __table_args__ = (
-        # the deliveries still to start, oldest first
-        sa.Index("ix_webhook_deliveries_started_id", "started_at", "id"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    signature: str = Field(max_length=64, unique=True)
-    behavior: str = Field(max_length=64)
-    workflow_id: str = Field(max_length=256)
-    payload: dict[str, Any] = _json()
-    signed_at: datetime = _ts()
+# An accepted webhook delivery: stored before it is answered, started as a run when Temporal
+# answers (`cleanday.webhook_inbox`). Its signature is the replay store every instance shares.
+T_WEBHOOK_DELIVERIES = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, nullable=False),
+    sa.Column("signature", sa.String(64), nullable=False, unique=True),
+    sa.Column("behavior", sa.String(64), nullable=False),
+    sa.Column("workflow_id", sa.String(256), nullable=False),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("signed_at", UTCDateTime(), nullable=False),
     # past this the signature can no longer verify (stale), so a started row may be forgotten
-    expires_at: datetime = _ts(index=True)
-    received_at: datetime = _ts()
-    started_at: datetime | None = _ts(nullable=True)
-    attempts: int = 0
-    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, default=0),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Index("ix_webhook_deliveries_started_id", "started_at", "id"),
+)
 
+# A Pane of Glass session signed out before it expired: refused by every service instance (the
+# session itself is a signed cookie; this is all the server keeps of it).
+T_PANE_SIGNOUTS = sa.Table(
+    "pane_signouts",
+    metadata,
+    sa.Column("session_id", sa.String(64), primary_key=True, nullable=False),
+    # the session's own expiry; pruned after it
+    sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("signed_out_at", UTCDateTime(), nullable=False),
+)
 
-class PaneSignout(SQLModel, table=True):
-    """A Pane of Glass session signed out before it expired: refused by every service instance
-    (the session itself is a signed cookie; this is all the server keeps of it)."""
+# A Notion data source cleanday writes to (`cleanday notion init`), by its role.
+T_NOTION_DATA_SOURCES = sa.Table(
+    "notion_data_sources",
+    metadata,
+    # ledger | gate_failures | reviews
+    sa.Column("role", sa.String(32), primary_key=True, nullable=False),
+    sa.Column("title", sa.String(128), nullable=False),
+    sa.Column("parent_page_id", sa.String(64), nullable=False),
+    sa.Column("database_id", sa.String(64), nullable=False),
+    sa.Column("data_source_id", sa.String(64), nullable=False),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+)
 
-    __tablename__ = "pane_signouts"
+# A Notion row cleanday wrote, by its key; no `page_id` while its create is uncertain.
+T_NOTION_PAGES = sa.Table(
+    "notion_pages",
+    metadata,
+    sa.Column("key", sa.String(300), primary_key=True, nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("behavior", sa.String(64), nullable=True),
+    sa.Column("page_id", sa.String(64), nullable=True),
+    sa.Column("url", sa.String(512), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_notion_pages_role_behavior", "role", "behavior"),
+)
 
-    session_id: str = Field(max_length=64, primary_key=True)
-    expires_at: datetime = _ts(index=True)  # the session's own expiry; pruned after it
-    signed_out_at: datetime = _ts()
+# The next free request slot of a Notion integration, shared by every instance.
+T_NOTION_PACING = sa.Table(
+    "notion_pacing",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True, nullable=False),
+    sa.Column("next_at", sa.Float(precision=53), nullable=False),
+)
 
-
-# Core table handles, for the bulk and chain code that works below the ORM.
-T_BEHAVIORS: sa.Table = SQLModel.metadata.tables["behaviors"]
-T_VERSIONS: sa.Table = SQLModel.metadata.tables["behavior_versions"]
-T_ENTRIES: sa.Table = SQLModel.metadata.tables["ledger_entries"]
-T_CHAIN_HEAD: sa.Table = SQLModel.metadata.tables["chain_head"]
-T_STATES: sa.Table = SQLModel.metadata.tables["behavior_states"]
-T_RUNS: sa.Table = SQLModel.metadata.tables["runs"]
-T_PENDING: sa.Table = SQLModel.metadata.tables["pending_items"]
-T_OUTBOX: sa.Table = SQLModel.metadata.tables["outbox"]
-T_JOBS: sa.Table = SQLModel.metadata.tables["job_runs"]
-T_WEBHOOK_DELIVERIES: sa.Table = SQLModel.metadata.tables["webhook_deliveries"]
-T_PANE_SIGNOUTS: sa.Table = SQLModel.metadata.tables["pane_signouts"]
+# The verification token of the Notion webhook subscription (`POST /notion/webhook`): the key
+# that signs its events; one row, the first token Notion sent, until the operator forgets it.
+T_NOTION_WEBHOOK = sa.Table(
+    "notion_webhook",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True, nullable=False),
+    sa.Column("verification_token", sa.String(256), nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+)

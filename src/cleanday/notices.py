@@ -45,6 +45,17 @@ class RunReported(Notice):
 
 
 @dataclass(frozen=True, slots=True)
+class InfraErrored(Notice):
+    """A run the deployment kept from running its step (outcome infra_error): the operator is
+    told; the behavior's tier, clock and quarantine count are untouched."""
+
+    run_id: str
+    workflow_id: str | None
+    kind: str  # ledger | temporal | work_order | step_code | secret | unknown
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class FailedGate:
     name: str
     reason: str

@@ -7,8 +7,10 @@ or roll back together. `OutboxDelivery` delivers the queued rows of every channe
 sender for: right after the commit that wrote them (`after_commit`, which the ledger calls), and
 from a periodic job for whatever is left (a sender that was down, a process that died). A row
 is marked delivered once its sender returned; a sender that raises leaves its row, and the rest
-of its channel, for the next drain. Redelivery must be harmless: a sender is an upsert, a
-signal that only wakes, a message carrying its outbox ID.
+of its target (a Slack channel, a Notion data source), for the next drain after the target's
+back-off. With a lease, one process across the service's instances drains the channels that
+must keep one order (`cleanday.outbox_lease`). Redelivery must be harmless: a sender is an
+upsert, a signal that only wakes, a message carrying its outbox ID.
 """
 
 from __future__ import annotations
@@ -17,15 +19,21 @@ import asyncio
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
+from cleanday.db import write_connection
+from cleanday.errors import Hold
 from cleanday.models import T_OUTBOX
+
+if TYPE_CHECKING:
+    from cleanday.outbox_lease import Lease
 
 log = logging.getLogger("cleanday.outbox")
 
@@ -43,6 +51,9 @@ class Message:
     dedupe_key: str
     payload: dict[str, Any]
     behavior: str | None = None
+    # where it goes within its channel (a Slack channel, a Notion data source), when the
+    # reaction knows; otherwise the delivery's route for the channel names it
+    target: str | None = None
 
 
 def write(conn: Connection, messages: Sequence[Message], now: datetime) -> list[Message]:
@@ -72,6 +83,7 @@ def write(conn: Connection, messages: Sequence[Message], now: datetime) -> list[
                     "kind": m.kind,
                     "dedupe_key": m.dedupe_key,
                     "behavior": m.behavior,
+                    "target": m.target,
                     "payload": m.payload,
                     "created_at": now,
                     "delivered_at": None,
@@ -86,7 +98,7 @@ def write(conn: Connection, messages: Sequence[Message], now: datetime) -> list[
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """A queued row, as a sender receives it."""
+    """A queued row, as a sender receives it; `target` is where it goes within its channel."""
 
     id: int
     channel: str
@@ -95,6 +107,17 @@ class Pending:
     behavior: str | None
     payload: dict[str, Any]
     attempts: int
+    target: str = ""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What a sender may return instead of a bare note: the note and a receipt to keep with
+    the row (Slack's `{"channel": ..., "ts": ...}`, Notion's page ID)."""
+
+    note: str | None = None
+    receipt: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,19 +134,57 @@ class Delivered:
         return self.error is None
 
 
-# A sender delivers one row; it returns a short note, or raises to leave the row queued.
-Sender = Callable[[Pending], Awaitable[str | None]]
+# A sender delivers one row; it returns a short note (or a `Sent`), or raises to leave the row
+# queued (its target then backs off).
+Sender = Callable[[Pending], Awaitable[str | Sent | None]]
+
+
+@runtime_checkable
+class GroupSender(Protocol):
+    """A sender that may deliver several of a target's leading rows as one message (Slack's
+    grouped alerts): `send_many` gets the rows waiting, in order, and returns how many of the
+    first ones it delivered, with what it answered; or raises `Hold`, or fails as a Sender."""
+
+    async def send_many(self, rows: Sequence[Pending]) -> tuple[int, Sent]: ...
+
+
+# A route names the target of a row that has none yet (once; the row keeps it).
+Route = Callable[[Pending], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """How long a target waits after a failure: `base_s`, doubled per failed attempt of its
+    head row, at most `max_s`."""
+
+    base_s: float = 2.0
+    max_s: float = 300.0
+    factor: float = 2.0
+
+    def delay(self, attempts: int) -> timedelta:
+        seconds = self.base_s * self.factor ** max(attempts - 1, 0)
+        return timedelta(seconds=min(seconds, self.max_s))
 
 
 class OutboxDelivery:
-    """Delivers the outbox rows of the channels in `senders`, in ID order per channel.
+    """Delivers the outbox rows of the channels in `senders`, in ID order per target.
+
+    A row's target (a Slack channel, a Notion data source) is the message's own, or what the
+    channel's `routes` entry names for it at its first drain (default: the channel's name).
+    Targets are drained side by side; within one, a failure stops the target, and its head row
+    records the attempt, the error and its next attempt (`backoff`), so a target that is down is
+    asked again later while the others go on.
+
+    With a `lease` (`cleanday.outbox_lease.Lease`), the channels in `leased` (default: those not
+    in `wait_for`) are drained only while this process holds it: one drainer across service
+    instances. The others (a sign-off's wake-ups, which its answer waits for) are delivered by
+    whichever process committed them.
 
     The senders run on this object's own event loop, in a thread it starts on first use, so
     that any caller can deliver and wait: a sync route's worker thread, the CLI, the
     scheduler's thread. After a commit, the committing caller waits (at most `timeout_s`) only
-    for the channels in `wait_for`, whose delivery its answer should follow (a sign-off's
-    wake-ups); the others are delivered meanwhile. What is not delivered stays queued for the
-    next drain.
+    for the channels in `wait_for`, whose delivery its answer should follow; the others are
+    delivered meanwhile. What is not delivered stays queued for the next drain.
     """
 
     def __init__(
@@ -135,6 +196,10 @@ class OutboxDelivery:
         clock: Callable[[], datetime] | None = None,
         timeout_s: float = 15.0,
         batch: int = 200,
+        routes: Mapping[str, Route] | None = None,
+        backoff: Backoff | None = None,
+        lease: Lease | None = None,
+        leased: Collection[str] | None = None,
     ) -> None:
         self.engine = engine
         self.senders = dict(senders)
@@ -142,11 +207,19 @@ class OutboxDelivery:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.timeout_s = timeout_s
         self.batch = batch
+        self.routes = dict(routes or {})
+        self.backoff = backoff or Backoff()
+        self.lease = lease
+        if lease is None:
+            self.leased: frozenset[str] = frozenset()
+        else:
+            self.leased = frozenset(set(self.senders) - self.wait_for if leased is None else leased)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Lock()
-        # one drain of a channel at a time, so that no row is sent twice by this process
-        self._locks: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Lock] = {}
+        self._periodic: Future[list[Delivered]] | None = None
+        # one drain of a target at a time, so that no row is sent twice by this process
+        self._locks: dict[tuple[asyncio.AbstractEventLoop, str, str], asyncio.Lock] = {}
 
     # -- the ledger's hook and the periodic job --------------------------------------------
 
@@ -167,12 +240,18 @@ class OutboxDelivery:
         return out
 
     def drain_now(self) -> list[Delivered]:
-        """Deliver everything queued for the channels with a sender (the periodic job)."""
-        return self.run(self.drain())
+        """Deliver everything queued for the channels with a sender (the periodic job). While
+        the previous periodic drain still runs (a long backlog), this one does nothing."""
+        if self._periodic is not None and not self._periodic.done():
+            return []
+        self._periodic = asyncio.run_coroutine_threadsafe(self.drain(), self._ensure_loop())
+        return self._wait(self._periodic)
 
     def run(self, coro: Coroutine[Any, Any, list[Delivered]]) -> list[Delivered]:
         """Run a drain on the delivery loop and wait for it (at most `timeout_s`)."""
-        future = asyncio.run_coroutine_threadsafe(coro, self._ensure_loop())
+        return self._wait(asyncio.run_coroutine_threadsafe(coro, self._ensure_loop()))
+
+    def _wait(self, future: Future[list[Delivered]]) -> list[Delivered]:
         try:
             return future.result(self.timeout_s)
         except FutureTimeout:
@@ -181,11 +260,12 @@ class OutboxDelivery:
 
     def close(self) -> None:
         loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=5)
-        self._loop = self._thread = None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
+            self._loop = self._thread = None
+        if self.lease is not None:
+            self.lease.release()
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._started:
@@ -200,56 +280,166 @@ class OutboxDelivery:
 
     # -- draining ---------------------------------------------------------------------------
 
+    def _holds(self, channel: str) -> bool:
+        return channel not in self.leased or (self.lease is not None and self.lease.held())
+
     async def drain(
         self, channel: str | None = None, *, keys: Collection[str] | None = None
     ) -> list[Delivered]:
-        """Deliver the queued rows of `channel` (default: every channel with a sender), or only
-        those with the given dedupe keys. A channel stops at its first failure, so its rows
-        keep their order and a sender that is down is asked once."""
-        loop = asyncio.get_running_loop()
+        """Deliver the queued rows of `channel` (default: every channel with a sender), or the
+        targets of the rows with the given dedupe keys (and everything queued before them
+        there). A target stops at its first failure, so its rows keep their order and a
+        target that is down is asked once, then after its back-off."""
         out: list[Delivered] = []
         for ch in [channel] if channel is not None else sorted(self.senders):
-            lock = self._locks.setdefault((loop, ch), asyncio.Lock())
-            async with lock:
-                out.extend(await self._drain_channel(ch, keys))
+            if not self._holds(ch):
+                continue  # another instance holds the lease: it delivers
+            self._route(ch)
+            targets = self._waiting_targets(ch, keys)
+            for part in await asyncio.gather(*(self._drain_target(ch, t) for t in targets)):
+                out.extend(part)
         return out
 
-    async def _drain_channel(self, channel: str, keys: Collection[str] | None) -> list[Delivered]:
+    async def _drain_target(self, channel: str, target: str) -> list[Delivered]:
+        lock = self._locks.setdefault((asyncio.get_running_loop(), channel, target), asyncio.Lock())
         send = self.senders[channel]
         out: list[Delivered] = []
-        for row in self._queued(channel, keys):
-            try:
-                note = await send(row)
-            except Exception as exc:  # the row waits; the error is kept for the operator
-                error = f"{type(exc).__name__}: {exc}"[:2000]
-                self._mark(row, error=error)
-                out.append(Delivered(row, error=error))
-                break
-            self._mark(row, error=None)
-            out.append(Delivered(row, note=note))
-        return out
+        async with lock:
+            while True:
+                rows = self._queued(channel, target)
+                if not rows:
+                    return out
+                i = 0
+                while i < len(rows):
+                    row, next_attempt = rows[i]
+                    if next_attempt is not None and next_attempt > self.clock():
+                        return out  # backing off, or a group still gathering
+                    if not self._holds(channel):
+                        return out  # the lease went to another instance
+                    try:
+                        if isinstance(send, GroupSender):
+                            n, sent = await send.send_many([r for r, _ in rows[i:]])
+                            n = max(1, min(n, len(rows) - i))
+                        else:
+                            answer = await send(row)
+                            n, sent = 1, answer if isinstance(answer, Sent) else Sent(answer)
+                    except Hold as hold:
+                        self._held(row, hold.until)
+                        return out
+                    except Exception as exc:  # the row waits; the error is kept for the operator
+                        error = f"{type(exc).__name__}: {exc}"[:2000]
+                        self._failed(row, error)
+                        out.append(Delivered(row, error=error))
+                        return out
+                    for done, _ in rows[i : i + n]:
+                        self._delivered(done, sent)
+                        out.append(Delivered(done, note=sent.note))
+                    i += n
+                if len(rows) < self.batch:
+                    return out
 
-    def _queued(self, channel: str, keys: Collection[str] | None) -> list[Pending]:
+    def _route(self, channel: str) -> None:
+        """Give the rows of `channel` that have no target yet theirs, in ID order."""
+        o = T_OUTBOX.c
+        route = self.routes.get(channel)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                _pending_columns()
+                .where(o.channel == channel, o.target.is_(None), o.delivered_at.is_(None))
+                .order_by(o.id)
+                .limit(_CHUNK)
+            ).all()
+        if not rows:
+            return
+        by_target: dict[str, list[int]] = {}
+        for r in rows:
+            target = route(_pending(r)) if route is not None else channel
+            by_target.setdefault(target, []).append(r.id)
+        with write_connection(self.engine) as conn:
+            for target, ids in by_target.items():
+                conn.execute(
+                    sa.update(T_OUTBOX)
+                    .where(o.id.in_(ids), o.target.is_(None))
+                    .values(target=target)
+                )
+
+    def _waiting_targets(self, channel: str, keys: Collection[str] | None) -> list[str]:
         o = T_OUTBOX.c
         query = (
-            sa.select(o.id, o.channel, o.kind, o.dedupe_key, o.behavior, o.payload, o.attempts)
-            .where(o.channel == channel, o.delivered_at.is_(None))
-            .order_by(o.id)
-            .limit(self.batch)
+            sa.select(o.target)
+            .where(
+                o.channel == channel,
+                o.delivered_at.is_(None),
+                o.dropped_at.is_(None),
+                o.target.is_not(None),
+            )
+            .group_by(o.target)
+            .order_by(sa.func.min(o.id))
         )
         if keys is not None:
             query = query.where(o.dedupe_key.in_(sorted(keys)))
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return [
-            Pending(r.id, r.channel, r.kind, r.dedupe_key, r.behavior, dict(r.payload), r.attempts)
-            for r in rows
-        ]
+            return [t for t in conn.execute(query).scalars() if t is not None]
 
-    def _mark(self, row: Pending, *, error: str | None) -> None:
+    def _queued(self, channel: str, target: str) -> list[tuple[Pending, datetime | None]]:
         o = T_OUTBOX.c
-        values: dict[str, Any] = {"attempts": o.attempts + 1, "last_error": error}
-        if error is None:
-            values["delivered_at"] = self.clock()
-        with self.engine.begin() as conn:
-            conn.execute(sa.update(T_OUTBOX).where(o.id == row.id).values(**values))
+        query = (
+            _pending_columns()
+            .add_columns(o.next_attempt_at)
+            .where(
+                o.channel == channel,
+                o.target == target,
+                o.delivered_at.is_(None),
+                o.dropped_at.is_(None),
+            )
+            .order_by(o.id)
+            .limit(self.batch)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [(_pending(r), r.next_attempt_at) for r in rows]
+
+    def _delivered(self, row: Pending, sent: Sent) -> None:
+        o = T_OUTBOX.c
+        with write_connection(self.engine) as conn:
+            conn.execute(
+                sa.update(T_OUTBOX)
+                .where(o.id == row.id, o.delivered_at.is_(None))
+                .values(
+                    attempts=o.attempts + 1,
+                    last_error=None,
+                    next_attempt_at=None,
+                    delivered_at=self.clock(),
+                    receipt=sent.receipt,
+                )
+            )
+
+    def _held(self, row: Pending, until: datetime) -> None:
+        o = T_OUTBOX.c
+        with write_connection(self.engine) as conn:
+            conn.execute(sa.update(T_OUTBOX).where(o.id == row.id).values(next_attempt_at=until))
+
+    def _failed(self, row: Pending, error: str) -> None:
+        o = T_OUTBOX.c
+        retry_at = self.clock() + self.backoff.delay(row.attempts + 1)
+        with write_connection(self.engine) as conn:
+            conn.execute(
+                sa.update(T_OUTBOX)
+                .where(o.id == row.id)
+                .values(attempts=o.attempts + 1, last_error=error, next_attempt_at=retry_at)
+            )
+
+
+def _pending_columns() -> sa.Select[Any]:
+    o = T_OUTBOX.c
+    return sa.select(
+        o.id, o.channel, o.kind, o.dedupe_key, o.behavior, o.payload, o.attempts, o.target,
+        o.created_at,
+    )  # fmt: skip
+
+
+def _pending(r: Any) -> Pending:
+    return Pending(
+        r.id, r.channel, r.kind, r.dedupe_key, r.behavior, dict(r.payload), r.attempts,
+        r.target or "", r.created_at,
+    )  # fmt: skip

@@ -29,9 +29,6 @@ SUNDAY_CLOSE_JOB = "cleanday.sunday_close"
 CATCH_UP_JOB = "cleanday.catch_up"
 OUTBOX_JOB = "cleanday.outbox"
 
-# how often the outbox job drains what a commit could not deliver at once (a sender was down)
-OUTBOX_EVERY_SECONDS = 30
-
 # a job that could not run at its time (service busy or asleep) still runs within an hour
 _GRACE_SECONDS = 3600
 
@@ -79,8 +76,12 @@ def _require_sunday(d: date) -> None:
 
 
 def day_close_job(service: Any, tz: ZoneInfo, clock: Clock = _utc_now) -> Any:
-    """Runs just after local midnight: closes yesterday."""
-    return close_day(service, local_today(clock, tz) - timedelta(days=1))
+    """Runs just after local midnight: closes yesterday, after any earlier day or Sunday still
+    owed (a night the job could not run within its grace time): the listed rows count on every
+    ended day being closed once yesterday is (`cleanday.ledger.freshness`)."""
+    yesterday = local_today(clock, tz) - timedelta(days=1)
+    close_owed(service, yesterday)
+    return close_day(service, yesterday)
 
 
 def review_post_job(service: Any, tz: ZoneInfo, clock: Clock = _utc_now) -> Any:
@@ -98,10 +99,24 @@ def sunday_close_job(service: Any, tz: ZoneInfo, clock: Clock = _utc_now) -> Any
 
 
 def catch_up_job(service: Any, tz: ZoneInfo, clock: Clock = _utc_now) -> None:
-    """On start, close what a stopped service missed; both closes are idempotent."""
-    today = local_today(clock, tz)
-    close_day(service, today - timedelta(days=1))
-    close_sunday(service, last_sunday_before(today))
+    """On start, close what a stopped service missed (`close_owed`)."""
+    close_owed(service, local_today(clock, tz))
+
+
+def close_owed(service: Any, before: date) -> None:
+    """Close, in date order, every day before `before` not yet closed and, right after each
+    Sunday's day, that Sunday's review if it is not closed either. Both closes are idempotent
+    under the chain lock, so two instances catching up at once (or two starts) close each
+    only once."""
+    missed = service.missed_closes(before)
+    days, sundays = set(missed.days), set(missed.sundays)
+    if days or sundays:
+        log.info("catching up: %d day close(s), %d Sunday close(s)", len(days), len(sundays))
+    for d in sorted(days | sundays):
+        if d in days:
+            close_day(service, d)
+        if d in sundays:
+            close_sunday(service, d)
 
 
 def outbox_job(delivery: Any) -> Any:
@@ -132,7 +147,8 @@ def start_scheduler(
         id=DAY_CLOSE_JOB, name="day close (yesterday)", replace_existing=True,
     )  # fmt: skip
     scheduler.add_job(
-        review_post_job, CronTrigger(day_of_week="sun", hour=8, minute=0, timezone=tz), args,
+        review_post_job,
+        CronTrigger(day_of_week="sun", hour=settings.review_hour, minute=0, timezone=tz), args,
         id=REVIEW_POST_JOB, name="Sunday review post", replace_existing=True,
     )  # fmt: skip
     scheduler.add_job(
@@ -141,7 +157,7 @@ def start_scheduler(
     )  # fmt: skip
     if delivery is not None:
         scheduler.add_job(
-            outbox_job, IntervalTrigger(seconds=OUTBOX_EVERY_SECONDS), (delivery,),
+            outbox_job, IntervalTrigger(seconds=settings.outbox_poll_s), (delivery,),
             id=OUTBOX_JOB, name="outbox delivery", replace_existing=True,
         )  # fmt: skip
     if catch_up:

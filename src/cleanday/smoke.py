@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
 
@@ -21,6 +22,30 @@ class SmokeResult:
     provider: str
     status: str  # "ok" | "failed" | "skipped"
     detail: str
+
+
+T = TypeVar("T")
+
+
+class Steps:
+    """The steps of a deep smoke check (`smoke slack`, `smoke notion`), one result each: a
+    step's failure is recorded with `secret` taken out of its message, never raised."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.results: list[SmokeResult] = []
+
+    def __call__(self, name: str, call: Callable[[], tuple[str, T]]) -> T | None:
+        """Run `call` (which returns its detail and a value) as step `name`; its value, or
+        None when it failed."""
+        try:
+            detail, value = call()
+        except Exception as exc:  # every failure is reported, with the secret taken out
+            text = f"{type(exc).__name__}: {exc}".replace(self.secret, "<redacted>")
+            self.results.append(SmokeResult(name, "failed", text[:300]))
+            return None
+        self.results.append(SmokeResult(name, "ok", str(detail)))
+        return value
 
 
 def _openrouter(settings: Settings, secret: str) -> str:

@@ -203,6 +203,7 @@ class WebhookInbox:
                         delivery.workflow_id,
                         delivery.behavior,
                         error,
+                        extra={"run_id": delivery.workflow_id},  # the run it is about
                     )
                     await asyncio.to_thread(self._mark, delivery, error)
                     for pending in self._waiters.values():

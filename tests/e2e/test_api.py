@@ -100,10 +100,11 @@ def row(client: TestClient, name: str) -> dict[str, Any]:
 
 
 def write_routes(app: FastAPI) -> list[str]:
-    """Every POST path the OpenAPI document lists, with its parameters filled in."""
+    """Every POST path the OpenAPI document lists, with its parameters filled in; webhooks are
+    signed by their senders, not the operator."""
     paths = []
     for path, ops in app.openapi()["paths"].items():
-        if "post" in ops and not path.startswith("/hooks"):
+        if "post" in ops and not path.startswith(("/hooks", "/notion/webhook")):
             paths.append(
                 path.replace("{name}", "alpha")
                 .replace("{item}", "item-1")
@@ -325,6 +326,28 @@ def test_a_promote_decision_takes_effect_only_at_the_sunday_close(
     assert again.is_success
     r2 = row(client, "alpha")
     assert (r2["tier"], r2["clean_days"]) == ("B", 0)  # one tier, clock at zero, once
+
+
+def test_a_decision_names_its_door_and_a_saturday_one_is_refused_with_the_next_review(
+    client: TestClient, clock: Clock
+) -> None:
+    register(client, "alpha")
+    report_clean_days(client, clock, "alpha", 13)
+    clock.now = datetime(2026, 11, 7, 18, 0, tzinfo=UTC)  # the Saturday before the review
+    decision = {"behavior": "alpha", "decision": "promote", "by": "ops", "door": "cli"}
+    early = client.post("/api/v1/reviews/2026-11-08/decisions", json=decision, headers=AUTH)
+    assert early.status_code == 409
+    assert "only during the Sunday of its review" in early.json()["detail"]
+    assert "Next review: Sunday 2026-11-08 at 08:00" in early.json()["detail"]
+    clock.now = datetime(2026, 11, 8, 10, 0, tzinfo=UTC)
+    r = client.post("/api/v1/reviews/2026-11-08/decisions", json=decision, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert (r.json()["by"], r.json()["door"], r.json()["superseded_by"]) == ("ops", "cli", None)
+    bad_door = {**decision, "door": "fax"}
+    refused = client.post("/api/v1/reviews/2026-11-08/decisions", json=bad_door, headers=AUTH)
+    assert refused.status_code == 422 and "door" in refused.text
+    (recorded,) = client.get("/api/v1/reviews/2026-11-08").json()["decisions"]
+    assert (recorded["by"], recorded["door"], recorded["stands"]) == ("ops", "cli", True)
 
 
 def test_a_held_candidate_is_not_promoted(client: TestClient, clock: Clock) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,80 @@ def test_review_decide_then_close_promotes_only_after_sunday(
     assert {r["name"]: r["tier"] for r in ledger_json(env)}["alpha"] == "B"
 
 
+def test_review_decide_on_the_saturday_before_is_refused_and_nothing_is_promoted(
+    env: dict[str, str], behaviors_dir: Path, time_machine: Any
+) -> None:
+    time_machine.move_to(datetime(2026, 10, 25, 9, 0, tzinfo=UTC), tick=False)
+    cli(env, "register", str(behaviors_dir))
+    time_machine.move_to(datetime(2026, 11, 7, 20, 0, tzinfo=UTC), tick=False)  # Saturday
+    _report_clean_days(env, "alpha", 13)
+    decided = cli(env, "review", "--decide", "alpha=promote")
+    assert decided.exit_code == 1 and "recorded" not in decided.stdout
+    assert "only during the Sunday of its review" in decided.stderr
+    assert "Next review: Sunday 2026-11-08 at 08:00 (UTC)" in decided.stderr
+    time_machine.move_to(datetime(2026, 11, 9, 0, 5, tzinfo=UTC), tick=False)
+    closed = cli(env, "review", "close", "--week", "2026-11-08")
+    assert closed.exit_code == 0 and "promoted: none" in closed.stdout
+    assert {r["name"]: r["tier"] for r in ledger_json(env)}["alpha"] == "A"
+
+
+def test_review_decide_records_each_decision_it_can_and_reports_each_it_cannot(
+    env: dict[str, str], behaviors_dir: Path, time_machine: Any
+) -> None:
+    time_machine.move_to(datetime(2026, 10, 25, 9, 0, tzinfo=UTC), tick=False)
+    cli(env, "register", str(behaviors_dir))
+    time_machine.move_to(datetime(2026, 11, 8, 10, 0, tzinfo=UTC), tick=False)  # Sunday
+    _report_clean_days(env, "alpha", 13)
+    decided = cli(
+        env, "review", "--decide", "beta=hold", "--decide", "alpha=promote",
+        "--decide", "gamma=hold", "--by", "ana",
+    )  # fmt: skip
+    assert decided.exit_code == 1
+    assert "alpha: promote recorded for the review of 2026-11-08" in decided.stdout
+    assert "beta is not a candidate" in decided.stderr and "in that review" in decided.stderr
+    assert "gamma" in decided.stderr
+    shown = json.loads(cli(env, "review", "--json").stdout)
+    assert shown["week"] == "2026-11-08"
+    assert [c["name"] for c in shown["candidates"]] == ["alpha"]
+    (decision,) = shown["decisions"]
+    assert (decision["behavior"], decision["decision"], decision["by"], decision["door"]) == (
+        "alpha", "promote", "ana", "cli"
+    )  # fmt: skip
+    assert decision["decided_at"].startswith("2026-11-08T10:00") and decision["stands"]
+    history = cli(env, "show", "alpha").stdout
+    assert "decision=promote" in history and "by=ana" in history and "door=cli" in history
+
+
+def test_show_lists_a_notion_decision_superseded_by_a_later_cli_one(
+    env: dict[str, str], behaviors_dir: Path, engine: Any, time_machine: Any
+) -> None:
+    from cleanday.domain import Decision, Policy
+    from cleanday.ledger import LedgerService
+
+    time_machine.move_to(datetime(2026, 10, 25, 9, 0, tzinfo=UTC), tick=False)
+    cli(env, "register", str(behaviors_dir))
+    time_machine.move_to(datetime(2026, 11, 8, 10, 0, tzinfo=UTC), tick=False)  # Sunday
+    _report_clean_days(env, "alpha", 13)
+    assert cli(env, "review", "--decide", "alpha=hold", "--by", "ana").exit_code == 0
+    time_machine.move_to(datetime(2026, 11, 8, 10, 5, tzinfo=UTC), tick=False)
+    notion_edit = datetime(2026, 11, 8, 9, 58, tzinfo=UTC)  # read back after the CLI's
+    LedgerService(engine, Policy(timezone="UTC")).decide(
+        "alpha", date(2026, 11, 8), Decision.PROMOTE, by="bo", door="notion",
+        decided_at=notion_edit,
+    )  # fmt: skip
+    decisions = [
+        line for line in cli(env, "show", "alpha").stdout.splitlines() if "decision=" in line
+    ]
+    assert len(decisions) == 2
+    assert "by=ana" in decisions[0] and "door=cli" in decisions[0]
+    assert "by=bo" in decisions[1] and "door=notion" in decisions[1]
+    assert "superseded_by=hold by ana (cli)" in decisions[1]
+    shown = json.loads(cli(env, "review", "--json").stdout)["decisions"]
+    assert [(d["door"], d["stands"]) for d in shown] == [("cli", True), ("notion", False)]
+    time_machine.move_to(datetime(2026, 11, 9, 0, 5, tzinfo=UTC), tick=False)
+    assert "promoted: none" in cli(env, "review", "close", "--week", "2026-11-08").stdout
+
+
 def test_close_day_by_hand_is_idempotent(
     env: dict[str, str], behaviors_dir: Path, time_machine: Any
 ) -> None:
@@ -241,7 +316,18 @@ def test_replay_under_a_looser_policy_makes_a_candidate_sooner(
     assert replay.exit_code == 0, replay.output
     rows = {r["name"]: r for r in json.loads(replay.stdout)}
     assert rows["alpha"]["candidate"] is True and rows["beta"]["candidate"] is False
-    assert set(rows["alpha"]) == EXPECTED_KEYS
+    assert set(rows["alpha"]) == EXPECTED_KEYS | {"changes"}
+    # what would change against today, not only the states
+    assert rows["alpha"]["changes"] == {"candidate": {"today": False, "policy": True}}
+    assert rows["beta"]["changes"] == {}
+    shown = cli(env, "ledger", "replay", "--policy", str(loose))
+    assert shown.exit_code == 0, shown.output
+    assert "1 of 2 behaviors would differ from today" in shown.stdout
+    assert re.search(r"alpha\s+candidate\s+no\s+yes", shown.stdout), shown.stdout
+    same = tmp_path / "same.yaml"
+    same.write_text("timezone: UTC\n")
+    unchanged = cli(env, "ledger", "replay", "--policy", str(same))
+    assert "no behavior would differ from today" in unchanged.stdout, unchanged.stdout
     # replay is a backtest: the ledger itself is untouched
     assert {r["name"]: r["candidate"] for r in ledger_json(env)}["alpha"] is False
     missing = cli(env, "ledger", "replay", "--policy", str(tmp_path / "nope.yaml"))
@@ -335,3 +421,30 @@ def test_version_starts_without_the_settings_or_the_database_stack() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_retire_releases_the_key_hides_it_from_ledger_unless_all_and_revive_brings_it_back(
+    env: dict[str, str], behaviors_dir: Path, tmp_path: Path
+) -> None:
+    cli(env, "register", str(behaviors_dir))
+    retired = cli(env, "retire", "alpha", "--reason", "replaced")
+    assert retired.exit_code == 0, retired.output
+    assert "alpha: retired; its key env:KEY_ALPHA is released for reuse" in retired.stdout
+    assert "register --revive PATH" in retired.stdout
+    assert [r["name"] for r in ledger_json(env)] == ["beta"]
+    every = cli(env, "ledger", "--all", "--json")
+    assert {r["name"]: r["status"] for r in json.loads(every.stdout)} == {
+        "alpha": "retired",
+        "beta": "active",
+    }
+    again = cli(env, "register", str(behaviors_dir / "alpha.yaml"))
+    assert again.exit_code == 1
+    assert "alpha is retired" in again.output and "cleanday register --revive PATH" in again.output
+    revived = cli(env, "register", "--revive", str(behaviors_dir / "alpha.yaml"))
+    assert revived.exit_code == 0, revived.output
+    assert "alpha: revived at tier A" in revived.stdout
+    row = {r["name"]: r for r in ledger_json(env)}["alpha"]
+    assert (row["tier"], row["status"], row["clean_days"]) == ("A", "active", 0)
+    shown = cli(env, "show", "alpha")
+    assert "key_released" in shown.stdout and "revived" in shown.stdout
+    assert cli(env, "ledger", "verify").exit_code == 0

@@ -360,7 +360,9 @@ def test_promote_is_offered_on_sunday_only_and_the_close_promotes(
     r = client.post("/reviews/2026-11-08/decide",
                     data={"csrf": csrf, "behavior": "alpha", "decision": "promote",
                           "next": "/review"})  # fmt: skip
-    assert "Promote recorded for alpha" in r.text and "by pane" in r.text
+    assert "Promote recorded for alpha" in r.text and "by operator (pane)" in r.text
+    (recorded,) = service.decisions(SUNDAY.date())
+    assert (recorded.by, recorded.door) == ("operator", "pane")
     clock.now = SUNDAY + timedelta(days=1, minutes=1)
     assert service.close_sunday(SUNDAY.date()).promoted == ["alpha"]
     html = client.get("/review?week=2026-11-08").text
@@ -373,9 +375,9 @@ def test_a_decision_shows_who_made_it(
 ) -> None:
     register(service, "alpha")
     clean_week(service, clock, "alpha")
-    service.decide("alpha", SUNDAY.date(), Decision.HOLD, by="cli")
+    service.decide("alpha", SUNDAY.date(), Decision.HOLD, by="ana", door="cli")
     html = client.get("/").text
-    assert "decided-hold" in html and "by cli" in html
+    assert "decided-hold" in html and "by ana (cli)" in html
 
 
 def test_pending_items_of_a_retired_behavior_wait_for_nothing(

@@ -34,7 +34,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SPECS_DIR = REPO_ROOT.parent / "shared" / "specs"
+# beside the checkout; CLEANDAY_SPECS_DIR for a checkout elsewhere (a git worktree)
+SPECS_DIR = Path(os.environ.get("CLEANDAY_SPECS_DIR") or REPO_ROOT.parent / "shared" / "specs")
 
 # never recorded: a test asserts on what was sent, and a record must not carry a credential
 SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})

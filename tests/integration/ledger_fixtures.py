@@ -44,6 +44,7 @@ def work_order(name: str, **overrides: Any) -> dict[str, Any]:
         "key": {"ref": f"env:TEST_KEY_{name.upper()}", "cap_usd": 5.0},
         "preset": {"name": f"{name}-preset", "model": "local/echo"},
         "gates": [{"name": "budget"}, {"name": "schema"}],
+        "output_schema": {"type": "object"},
         "entry": ENTRY,
     }
     wo.update(overrides)

@@ -72,14 +72,13 @@ async def test_reads_and_writes_round_trip(ledger: LedgerClient, request: Any) -
     assert body["state"]["tier"] == "C"
     assert name in {b["name"] for b in await ledger.behaviors()}
 
-    first, result = await ledger.report_run(_report(name, f"{name}-run-1"))
-    again, _ = await ledger.report_run(_report(name, f"{name}-run-1"))
+    run_1 = _report(name, f"{name}-run-1")  # a retry sends the very same report
+    first, result = await ledger.report_run(run_1)
+    again, _ = await ledger.report_run(run_1)
     assert (first, again) == (True, False)
     assert result["recorded"] is True
 
-    batch = await ledger.report_runs(
-        [_report(name, f"{name}-run-2"), _report(name, f"{name}-run-1")]
-    )
+    batch = await ledger.report_runs([_report(name, f"{name}-run-2"), run_1])
     assert [recorded for recorded, _ in batch] == [True, False]
 
     permit = await ledger.request_permit(name, f"{name}-run-3")

@@ -161,6 +161,7 @@ def test_a_failure_midway_writes_nothing_at_all(
 ) -> None:
     _register(svc, tmp_path)
     entries = _count(engine, T_ENTRIES)
+    queued = _count(engine, T_OUTBOX)  # the registration's Promotion Ledger row
 
     def boom(*_a: object, **_k: object) -> object:
         raise RuntimeError("crash while folding")
@@ -171,7 +172,7 @@ def test_a_failure_midway_writes_nothing_at_all(
         svc.report_run(report("tagger", "r1", at("2026-11-09", 12), failed_gate="schema"))
     assert _count(engine, T_RUNS) == 0
     assert _count(engine, T_ENTRIES) == entries
-    assert _count(engine, T_OUTBOX) == 0
+    assert _count(engine, T_OUTBOX) == queued
 
 
 def test_gate_failure_at_c_demotes_to_b_writes_the_audit_trail_and_an_alert(
@@ -699,10 +700,19 @@ def _snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
             ).order_by(T_STATES.c.behavior)
         ).all()  # fmt: skip
         outbox = conn.execute(
-            sa.select(T_OUTBOX.c.kind, T_OUTBOX.c.dedupe_key, T_OUTBOX.c.payload).order_by(
-                T_OUTBOX.c.id
-            )
+            sa.select(T_OUTBOX.c.kind, T_OUTBOX.c.dedupe_key, T_OUTBOX.c.payload)
+            # a batch raises one StateChanged per behavior, not one per report: its Promotion
+            # Ledger rows are fewer, and the last of each behavior the same (asserted below)
+            .where(T_OUTBOX.c.kind != "ledger_row")
+            .order_by(T_OUTBOX.c.id)
         ).all()
+        last_rows: dict[str, object] = {}
+        for r in conn.execute(
+            sa.select(T_OUTBOX.c.behavior, T_OUTBOX.c.payload)
+            .where(T_OUTBOX.c.kind == "ledger_row")
+            .order_by(T_OUTBOX.c.id)
+        ):
+            last_rows[r.behavior] = {k: v for k, v in r.payload.items() if k != "updated"}
         runs = conn.execute(sa.select(T_RUNS.c.run_id, T_RUNS.c.finished_at).order_by(T_RUNS.c.id))
         return {
             # an override's key is a fresh UUID (so are the hashes after it); the rest must match
@@ -712,6 +722,7 @@ def _snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
             ],
             "states": [tuple(r) for r in states],
             "outbox": [tuple(r) for r in outbox],
+            "ledger_rows": last_rows,
             "runs": [tuple(r) for r in runs.all()],
         }
 

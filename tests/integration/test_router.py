@@ -19,6 +19,7 @@ from cleanday.errors import (
     ProviderRefused,
     RateLimited,
     RoutingError,
+    SecretResolutionError,
 )
 from cleanday.router import ModelInfo, Router, RouterConfig
 from cleanday.router.tables import ROUTING_TABLES
@@ -385,7 +386,10 @@ async def test_missing_secret_names_the_reference_and_sends_nothing(
 ) -> None:
     router = make_router(env={})
     router.bind_local(work_order())
-    with pytest.raises(RoutingError, match="env:KEY_SEO_AUDIT: environment variable not set"):
+    # the deployment's fault, not a provider's: the run reports it as an infrastructure error
+    with pytest.raises(
+        SecretResolutionError, match="env:KEY_SEO_AUDIT: environment variable not set"
+    ):
         await router.complete("seo_audit", Tier.A, HELLO)
     assert primary.requests() == []
     assert router.spend.spend("seo_audit") == 0.0  # the reservation was released

@@ -204,3 +204,20 @@ async def test_a_promotion_in_the_ledger_reaches_openrouter_through_the_outbox(
     assert (done.row.kind, done.note) == ("preset_publication", "published")
     assert [v["config"]["temperature"] for v in fake.presets["cleanday-seo-audit"]] == [0.7, 0.2]
     assert await delivery.drain() == []
+
+
+async def test_a_worker_without_the_provisioned_keys_file_is_told_to_share_the_keys_dir(
+    router: Router, fake: Any, routing_engine: Engine, fake_server: ServerThread, tmp_path: Path
+) -> None:
+    from cleanday.errors import ConfigError
+
+    await router.bind(_wo())  # the first worker provisions the key, its file in its data dir
+    other = Router(
+        router.settings.model_copy(update={"data_dir": tmp_path / "other-machine"}),
+        SpendStore(routing_engine),
+        PresetStore(routing_engine),
+        SecretResolver(env={"KEY_SEO_AUDIT": CANARY}),
+    )
+    with pytest.raises(ConfigError, match=r"seo_audit.*not on this machine.*shared volume"):
+        await other.bind(_wo())
+    assert len(fake.keys) == 1  # no second key was provisioned behind the first one's back

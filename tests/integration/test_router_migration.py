@@ -71,7 +71,7 @@ async def test_the_budget_functions_come_and_go_with_migration_0004(engine: Engi
         with pytest.raises(ConfigError, match="migration 0004_budget_reserve"):
             await SpendStore(engine).reserve_async("b", 0.1)
     migrate(engine)
-    assert current_revision(engine) == head_revision() == "0010b_spend_totals"
+    assert current_revision(engine) == head_revision() == "0016_notion_webhook"
     if postgres:
         assert _reserve_functions(engine) == expected
 

@@ -177,6 +177,7 @@ async def running_stack(
             model_for=model_for or stack.model_for,
             sink=FileSink(data_dir),
             data_dir=data_dir,
+            bind=router.bind,  # a Work Order the worker fetches from the ledger, as in `worker`
         )
         # sandboxed here: the sandbox's restrictions check the workflow's determinism
         worker: Worker = create_worker(client, deps, stack.task_queue, sandboxed=True)

@@ -209,8 +209,8 @@ def test_custom_gate_entry_point_decides_with_its_options() -> None:
     [
         (f"{__name__}:broken", "raised RuntimeError: boom"),
         (f"{__name__}:wrong_shape", "must return (passed: bool, reason: str)"),
-        ("tests.unit.nowhere:gate", "cannot import tests.unit.nowhere"),
-        (f"{__name__}:missing", "has no missing"),
+        ("tests.unit.nowhere:gate", "no module 'tests.unit.nowhere' is installed"),
+        (f"{__name__}:missing", "defines no function 'missing'"),
     ],
 )
 def test_a_custom_gate_that_misbehaves_fails_and_names_its_entry(entry: str, expected: str) -> None:

@@ -552,6 +552,43 @@ def test_retired_is_terminal() -> None:
     assert (state.status, state.tier, state.candidate) == (Status.RETIRED, Tier.A, False)
 
 
+def test_revived_comes_back_active_at_a_with_a_fresh_clock_and_its_history_kept() -> None:
+    history = at_tier(Tier.C)
+    history.clean_runs(MONDAY + DAY, 3)
+    history.status(EntryKind.RETIRED, MONDAY + 4 * DAY)
+    history.run(MONDAY + 5 * DAY)  # reported while retired (the service refuses it): ignored
+    revived = history.add(
+        EntryKind.REVIVED, history.local(MONDAY + 6 * DAY, 9), "revived:1", {"version": 2}
+    )
+    state = history.state(history.local(MONDAY + 6 * DAY, 10))
+    assert (state.status, state.tier, state.clean_days) == (Status.ACTIVE, Tier.A, 0)
+    assert state.tier_since == revived.at and state.version == 2
+    assert [c.to_tier for c in state.tier_changes] == [Tier.C]  # not announced as a demotion
+    history.run(MONDAY + 6 * DAY)
+    history.run(MONDAY + 7 * DAY)
+    assert history.state(MONDAY + 8 * DAY).clean_days == 2
+
+
+def test_revived_changes_nothing_for_a_behavior_that_is_not_retired() -> None:
+    history = History()
+    history.clean_runs(MONDAY, 2)
+    history.add(EntryKind.REVIVED, history.local(MONDAY + 2 * DAY, 9), "revived:1", {})
+    history.run(MONDAY + 2 * DAY)
+    assert history.state(MONDAY + 3 * DAY).clean_days == 3
+
+
+def test_a_quarantined_behavior_retired_then_revived_counts_no_old_failures() -> None:
+    history = History(Policy(quarantine_failures=2))
+    history.run(MONDAY, failed=["budget"])
+    history.run(MONDAY + DAY, failed=["budget"])
+    assert history.state(MONDAY + 2 * DAY).status is Status.QUARANTINED
+    history.status(EntryKind.RETIRED, MONDAY + 2 * DAY)
+    history.add(EntryKind.REVIVED, history.local(MONDAY + 3 * DAY, 9), "revived:1", {})
+    history.run(MONDAY + 3 * DAY, failed=["budget"])
+    state = history.state(MONDAY + 4 * DAY)
+    assert (state.status, state.quarantined_at) == (Status.ACTIVE, None)
+
+
 # --- entries: duplicates, derived kinds, order --------------------------------------------
 
 

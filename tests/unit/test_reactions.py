@@ -24,12 +24,15 @@ from cleanday.reactions import HANDLERS, Context, slack
 
 NOW = datetime(2026, 11, 9, 12, tzinfo=UTC)
 CTX = Context(None, NOW)  # type: ignore[arg-type]  # these reactions never touch the database
+# Sunday's weekly lines read the week's runs (tests/integration/test_slack_sunday.py)
+READS_THE_LEDGER = {slack.weekly_lines}
 
 
 def _react(notice: Any) -> list[tuple[str, str, str]]:
     return [
         (m.channel, m.kind, m.dedupe_key)
         for react in HANDLERS[type(notice)]
+        if react not in READS_THE_LEDGER
         for m in react(notice, CTX)
     ]
 

@@ -150,12 +150,12 @@ def test_an_unknown_time_zone_is_refused(tmp_path: Path) -> None:
 def test_an_entry_point_whose_module_cannot_be_imported_is_refused(tmp_path: Path) -> None:
     err = _refusal(tmp_path, entry="behaviors.does_not_exist:run")
     assert err.field == "entry"
-    assert "cannot be imported" in str(err)
+    assert "not in the behaviors directory" in str(err)
 
 
 def test_an_entry_point_whose_function_is_absent_is_refused(tmp_path: Path) -> None:
     err = _refusal(tmp_path, entry="tests.unit.test_workorder_loading:nope")
-    assert "has no function 'nope'" in str(err)
+    assert "defines no function 'nope'" in str(err)
 
 
 def test_parse_work_order_reads_yaml_text_from_an_api_body() -> None:

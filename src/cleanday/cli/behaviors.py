@@ -1,16 +1,17 @@
-"""A behavior's own verbs: `register`, `show`, `override`, `pause`, `resume`, `retire`."""
+"""A behavior's own verbs: `register` (and `--revive`), `show`, `override`, `pause`, `resume`,
+`retire`."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cleanday.cli.common import friendly, open_ledger
-from cleanday.domain import Tier
+from cleanday.cli import render
+from cleanday.cli.common import friendly, open_ledger, read_ledger
+from cleanday.domain import OVERRIDE_KINDS, Tier
 from cleanday.errors import CleandayError
 
 app = typer.Typer()
@@ -20,8 +21,13 @@ app = typer.Typer()
 @friendly
 def register(
     path: Annotated[Path, typer.Argument(help="a Work Order file, or a directory of them")],
+    revive: Annotated[
+        bool,
+        typer.Option("--revive", help="bring a retired behavior back at tier A with a fresh clock"),
+    ] = False,
 ) -> None:
-    """Register Work Orders (new behavior, new version, or unchanged)."""
+    """Register Work Orders (new behavior, new version, or unchanged); with --revive, bring
+    retired behaviors back at tier A with a fresh clock."""
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in {".yaml", ".yml"})
         if not files:
@@ -33,8 +39,11 @@ def register(
     failed = 0
     with open_ledger() as service:
         for file in files:
+            if path.is_dir() and (why := _skip_reason(file)) is not None:
+                typer.echo(f"{file}: skipped, {why}")
+                continue
             try:
-                result = service.register(file)
+                result = service.register(file, revive=revive)
             except CleandayError as exc:
                 # one bad file does not stop the others; the exit code still says it failed
                 typer.echo(f"error: {exc}", err=True)
@@ -45,6 +54,16 @@ def register(
         raise typer.Exit(1)
 
 
+def _skip_reason(file: Path) -> str | None:
+    """Why a YAML file of a registered directory is not a Work Order (a behavior's data)."""
+    from cleanday.registration import not_a_work_order
+
+    try:
+        return not_a_work_order(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None  # registering it says what is wrong
+
+
 @app.command()
 @friendly
 def show(
@@ -52,25 +71,12 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """A behavior's state and its ledger history."""
-    from cleanday.service.serialize import to_jsonable
+    from cleanday.service.schemas import state_out
 
-    with open_ledger() as service:
-        state = to_jsonable(service.state(name))
-        entries = to_jsonable(service.history(name))
-    if as_json:
-        typer.echo(json.dumps({"state": state, "history": entries}, indent=2))
-        return
-    typer.echo(
-        f"{name}: tier {state['tier']}, {state['status']}, {state['clean_days']} clean days"
-        + (", candidate" if state.get("candidate") else "")
-    )
-    for e in entries:
-        data = e.get("data") or {}
-        detail = ", ".join(
-            f"{k}={v}" for k, v in data.items() if k in {"run_id", "outcome", "reason", "gate",
-                                                          "decision", "week", "from", "to", "tier"}
-        )  # fmt: skip
-        typer.echo(f"  {e.get('at')}  {e.get('kind'):<13} {detail}".rstrip())
+    with read_ledger() as service:
+        state = state_out(service.state(name)).model_dump(mode="json")
+        entries = [e.model_dump(mode="json") for e in service.history(name)]
+    typer.echo(render.show(name, state, entries, as_json))
 
 
 @app.command()
@@ -84,6 +90,12 @@ def override(
     """Record an operator override (resets the clean-day clock)."""
     from cleanday.service.serialize import to_jsonable
 
+    if kind not in OVERRIDE_KINDS or (kind == "forced_tier" and tier is None):
+        choices = ", ".join(k for k in OVERRIDE_KINDS if k != "forced_tier")
+        raise typer.BadParameter(
+            f"unknown override kind {kind!r}; use one of {choices}, or --tier to force a tier",
+            param_hint="--kind",
+        )
     if tier is not None:
         kind = "forced_tier"
     with open_ledger() as service:
@@ -105,10 +117,28 @@ def _status_command(verb: str) -> Callable[[str], None]:
     command.__doc__ = {
         "pause": "Pause a behavior (its schedule stops; no permits).",
         "resume": "Resume a paused or quarantined behavior.",
-        "retire": "Retire a behavior for good.",
     }[verb]
     return command
 
 
-for _verb in ("pause", "resume", "retire"):
+for _verb in ("pause", "resume"):
     app.command(_verb)(_status_command(_verb))
+
+
+@app.command()
+@friendly
+def retire(
+    name: Annotated[str, typer.Argument(help="the behavior")],
+    reason: Annotated[str, typer.Option(help="why, for the ledger")] = "",
+) -> None:
+    """Retire a behavior: no more runs, reports or permits, and its model key is released for
+    another behavior. `register --revive PATH` brings it back at tier A."""
+    with open_ledger() as service:
+        service.retire(name, reason=reason)
+        released = [e for e in service.history(name) if e.kind.value == "key_released"]
+    key = released[-1].data.get("key_ref") if released else None
+    typer.echo(
+        f"{name}: retired"
+        + (f"; its key {key} is released for reuse" if key else "")
+        + "; `cleanday register --revive PATH` brings it back at tier A"
+    )

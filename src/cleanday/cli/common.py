@@ -1,4 +1,4 @@
-"""What the verbs share: one-line errors, this run's settings and ledger, dates, tables.
+"""What the verbs share: one-line errors, this run's settings and ledger, dates.
 
 Nothing here imports the settings or the database stack at import time: every verb module
 imports this one, and `cleanday version` must start without either.
@@ -7,10 +7,10 @@ imports this one, and `cleanday version` must start without either.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
@@ -96,6 +96,23 @@ def open_ledger() -> Iterator[LedgerService]:
         service.engine.dispose()
 
 
+@contextmanager
+def read_ledger() -> Iterator[LedgerService]:
+    """The ledger for a read verb: its schema checked, never migrated, and only the modules a
+    read needs imported (`cleanday ledger`, `show`, `review`, `batch list` start fast)."""
+    from cleanday.db import check_schema, make_engine
+    from cleanday.domain import Policy
+    from cleanday.ledger.service import LedgerService
+
+    settings = current_settings()
+    engine = make_engine(settings=settings)
+    try:
+        check_schema(engine, database_shown(settings))
+        yield LedgerService(engine, Policy(timezone=settings.timezone))
+    finally:
+        engine.dispose()
+
+
 def today(settings: Settings) -> date:
     """Today in the ledger's time zone."""
     return datetime.now(UTC).astimezone(ZoneInfo(settings.timezone)).date()
@@ -118,43 +135,3 @@ def parse_sunday(value: str, option: str) -> date:
             param_hint=option,
         )
     return d
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Plain-text columns, each as wide as its widest cell, two spaces apart."""
-    widths = [max(len(cell) for cell in col) for col in zip(header, *rows, strict=True)]
-    lines = (
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-        for line in (header, *rows)
-    )
-    return "\n".join(lines)
-
-
-def render_table(rows: list[dict[str, Any]]) -> str:
-    """The Pane of Glass as a plain-text table."""
-    if not rows:
-        return "No behaviors registered yet: run `cleanday register behaviors/`."
-    header = (
-        "BEHAVIOR",
-        "TIER",
-        "STATUS",
-        "CLEAN DAYS",
-        "CANDIDATE",
-        "LAST GATE FAILURE",
-        "REASON",
-    )
-    return table(
-        header,
-        [
-            (
-                str(r["name"]),
-                str(r["tier"]),
-                str(r["status"]),
-                str(r["clean_days"]),
-                "yes" if r["candidate"] else "",
-                str(r["last_gate_failure"] or "-"),
-                str(r["last_failure_reason"] or ""),
-            )
-            for r in rows
-        ],
-    )

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
+from cleanday.cli import render
 from cleanday.cli.common import (
     current_settings,
     friendly,
     open_ledger,
     parse_sunday,
-    render_table,
+    read_ledger,
     today,
 )
 from cleanday.domain import Decision
+from cleanday.errors import CleandayError
 
 app = typer.Typer(help="The Sunday review: candidates, decisions, close.")
 
@@ -31,11 +32,11 @@ def review(
     by: Annotated[str, typer.Option(help="who decided")] = "operator",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """This week's promotion candidates; --decide records promote or hold."""
+    """This week's promotion candidates; --decide records promote or hold, on the review's
+    Sunday only (each decision it can; a refused one is reported and the exit code is 1)."""
     if ctx.invoked_subcommand is not None:
         return
     from cleanday.clock import review_sunday
-    from cleanday.service.serialize import pane_row
 
     sunday = parse_sunday(week, "--week") if week else review_sunday(today(current_settings()))
     decisions: list[tuple[str, Decision]] = []
@@ -46,17 +47,22 @@ def review(
                 f"{item!r}: write NAME=promote or NAME=hold", param_hint="--decide"
             )
         decisions.append((name, Decision(value.lower())))
-    with open_ledger() as service:
+    refused = 0
+    with open_ledger() if decisions else read_ledger() as service:
         for name, decision in decisions:
-            service.decide(name, sunday, decision, by)
+            try:  # one refusal does not stop the others; the exit code still says so
+                service.decide(name, sunday, decision, by, door="cli")
+            except CleandayError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                refused += 1
+                continue
             typer.echo(f"{name}: {decision.value} recorded for the review of {sunday.isoformat()}")
-        rows = [pane_row(r) for r in service.candidates(sunday)]
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-    elif not decisions:
-        typer.echo(f"Review of {sunday.isoformat()}: {len(rows)} candidate(s)")
-        if rows:
-            typer.echo(render_table(rows))
+        rows = [r.model_dump(mode="json") for r in service.candidates(sunday)]
+        recorded = [d.model_dump(mode="json") for d in service.decisions(sunday)] if as_json else []
+    if as_json or not decisions:
+        typer.echo(render.review(sunday.isoformat(), rows, recorded, as_json))
+    if refused:
+        raise typer.Exit(1)
 
 
 @app.command("close")

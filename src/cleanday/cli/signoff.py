@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cleanday.cli.common import current_settings, friendly, open_ledger, table
+from cleanday.cli import render
+from cleanday.cli.common import current_settings, friendly, open_ledger, read_ledger
 
 if TYPE_CHECKING:
     from cleanday.outbox import Delivered
@@ -25,25 +26,12 @@ batch = typer.Typer(help="Tier A's batch of proposals: list, approve, reject.")
 def batch_list(
     name: Annotated[str, typer.Argument(help="the behavior")],
     every: Annotated[bool, typer.Option("--all", help="decided items too")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the items whole, as JSON")] = False,
 ) -> None:
-    """The proposals (A) and staged items (B) awaiting sign-off."""
-    with open_ledger() as service:
+    """The proposals (A) and staged items (B) awaiting sign-off, each with what it would do."""
+    with read_ledger() as service:
         rows = service.items(name, status=None if every else "pending")
-    if not rows:
-        typer.echo(f"{name}: nothing awaits sign-off" if not every else f"{name}: no items")
-        return
-    header = ("ITEM", "KIND", "STATUS", "CREATED", "EXPIRES")
-    lines = [
-        (
-            r.item_id,
-            r.kind,
-            r.status,
-            r.created_at.isoformat(timespec="seconds"),
-            r.expires_at.isoformat(timespec="seconds") if r.expires_at else "-",
-        )
-        for r in rows
-    ]
-    typer.echo(table(header, lines))
+    typer.echo(render.items(name, [r.model_dump(mode="json") for r in rows], every, as_json))
 
 
 @batch.command("approve")
@@ -86,15 +74,20 @@ def _sign_off(verb: str, name: str, items: Sequence[str] | None, reason: str) ->
     settings = current_settings()
     told: list[Delivered] = []
     with open_ledger() as service:
-        delivery = wake_ups(service.engine, connect_to(settings), clock=service.clock)
+        delivery = wake_ups(
+            service.engine,
+            connect_to(settings),
+            clock=service.clock,
+            task_queue=settings.task_queue,
+        )
         service.subscribe(lambda written: told.extend(delivery.after_commit(written)))
         try:
             if verb == "approve":
-                result = service.approve(name, items)
+                result = service.approve(name, items, door="cli")
             elif verb == "reject":
-                result = service.reject(name, items, reason)
+                result = service.reject(name, items, reason, door="cli")
             else:
-                result = service.release(name, items[0] if items else "")
+                result = service.release(name, items[0] if items else "", door="cli")
         finally:
             delivery.close()
     if not result.items:

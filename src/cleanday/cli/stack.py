@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,6 +10,11 @@ import typer
 from cleanday.cli.common import current_settings, database_shown, ensure_data_dir, friendly
 
 app = typer.Typer()
+
+JsonLogs = Annotated[
+    bool | None,
+    typer.Option("--json-logs/--text-logs", help="log format; default CLEANDAY_LOG_FORMAT"),
+]
 
 
 @app.command()
@@ -22,10 +27,19 @@ def version() -> None:
 
 @app.command()
 @friendly
-def up() -> None:
+def up(
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="run in the background; `cleanday down` stops it")
+    ] = False,
+) -> None:
     """Start the embedded stack: Temporal dev server, ledger service, local model provider
-    and a worker, with the built-in behaviors. Ctrl-C stops it; run again to resume.
+    and a worker, with the built-in behaviors. Ctrl-C (or SIGTERM, or closing the terminal)
+    stops it; run again to resume.
     Ports: TEMPORAL_ADDRESS, TEMPORAL_UI_PORT, CLEANDAY_PORT, CLEANDAY_LOCAL_PROVIDER_PORT."""
+    if detach:
+        from cleanday.cli.stackops import up_detached
+
+        raise typer.Exit(up_detached(current_settings()))
     from cleanday.runtime.embedded import up as run_up
 
     raise typer.Exit(run_up(current_settings(), out=typer.echo))
@@ -39,14 +53,18 @@ def serve(
     scheduler: Annotated[
         bool | None, typer.Option("--scheduler/--no-scheduler", help="default CLEANDAY_SCHEDULER")
     ] = None,
+    json_logs: JsonLogs = None,
 ) -> None:
-    """Run the ledger service (HTTP API and Pane of Glass) with uvicorn."""
+    """Run the ledger service (HTTP API, Pane of Glass, /metrics, /healthz, /readyz) with
+    uvicorn."""
     import uvicorn
 
+    from cleanday.logs import configure
     from cleanday.runtime.starter import attach_runtime
     from cleanday.service.app import build_service, create_app
 
     settings = current_settings()
+    configure(settings, json_logs=json_logs)
     ensure_data_dir(settings)
     api = create_app(settings, build_service(settings), scheduler=scheduler)
     attach_runtime(api, settings)
@@ -54,21 +72,56 @@ def serve(
         api,
         host=host or settings.service_host,
         port=port or settings.service_port,
-        log_level="info",
+        log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's lines go through cleanday's handler (JSON, redacted)
     )
 
 
 @app.command()
 @friendly
-def worker() -> None:
+def worker(json_logs: JsonLogs = None) -> None:
     """Run a worker: register the behaviors in CLEANDAY_BEHAVIORS_DIR, sync their schedules,
-    run their runs; SIGINT/SIGTERM stop it gracefully."""
+    run their runs; SIGINT/SIGTERM stop it gracefully, SIGHUP reloads it (in-flight activities
+    finish, then it re-executes itself with the new step code). Its Temporal SDK metrics are
+    served for Prometheus on CLEANDAY_WORKER_METRICS_PORT when set."""
     import asyncio
 
+    from cleanday.logs import configure
+    from cleanday.runtime.reload import mark_ready, pid_file, reexec
     from cleanday.runtime.worker import run_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(run_worker(current_settings()))
+    settings = current_settings()
+    configure(settings, json_logs=json_logs)
+
+    async def work(path: Path) -> bool:
+        ready = asyncio.Event()
+        running = asyncio.create_task(run_worker(settings, ready=ready))
+        polling = asyncio.create_task(ready.wait())
+        await asyncio.wait({running, polling}, return_when=asyncio.FIRST_COMPLETED)
+        if polling.done():
+            mark_ready(path)  # `cleanday up` waits for this
+        else:
+            polling.cancel()
+        return await running
+
+    with pid_file(settings) as path:
+        reloading = asyncio.run(work(path))
+    if reloading:
+        reexec()
+
+
+@app.command()
+@friendly
+def reload() -> None:
+    """Reload the workers of this data directory (the embedded stack's included): each finishes
+    its in-flight activities, then restarts with the step code on disk now."""
+    from cleanday.runtime.reload import reload_workers
+
+    told = reload_workers(current_settings())
+    if not told:
+        typer.echo("no running worker found for this data directory (CLEANDAY_DATA_DIR)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"reloading {len(told)} worker(s): {', '.join(map(str, told))}")
 
 
 @app.command()
@@ -109,17 +162,50 @@ def demo(
 
 
 @app.command()
-def smoke() -> None:
+def smoke(
+    provider: Annotated[
+        str | None,
+        typer.Argument(help="slack: post a test message and delete it; notion: a scratch row"),
+    ] = None,
+    parent: Annotated[
+        str | None,
+        typer.Option("--parent", help="notion: the page to create the scratch data source under"),
+    ] = None,
+) -> None:
     """Live check with real tokens: one free authenticated call to each configured provider.
 
     Reads OPENROUTER_API_KEY, ANTHROPIC_API_KEY, NOTION_TOKEN and SLACK_BOT_TOKEN, and the
     base URLs from the usual settings. Exits 1 if a configured provider fails or none is set.
+    `cleanday smoke slack` posts a test message to CLEANDAY_SLACK_CHANNEL and deletes it.
+    `cleanday smoke notion --parent PAGE_ID` creates a scratch data source under the page,
+    writes a row, reads it back and moves both to the trash (NOTION_BASE_URL, NOTION_TOKEN).
     """
     from cleanday.smoke import run_smoke
 
-    results = run_smoke(current_settings())
+    if provider == "slack":
+        from cleanday.smoke_slack import run_slack_smoke
+
+        results = run_slack_smoke(current_settings())
+    elif provider == "notion":
+        if not parent:
+            typer.echo(
+                "error: `cleanday smoke notion` needs --parent PAGE_ID: a page shared with the "
+                "integration (••• > Connections), under which a scratch data source is made"
+            )
+            raise typer.Exit(2)
+        from cleanday.smoke_notion import run_notion_smoke
+
+        results = run_notion_smoke(current_settings(), parent)
+    elif provider is not None:
+        typer.echo(
+            f"error: no deep smoke check for {provider!r}; try `cleanday smoke slack` or "
+            "`cleanday smoke notion --parent PAGE_ID`"
+        )
+        raise typer.Exit(2)
+    else:
+        results = run_smoke(current_settings())
     for r in results:
-        typer.echo(f"{r.provider:<11} {r.status:<8} {r.detail}")
+        typer.echo(f"{r.provider:<15} {r.status:<8} {r.detail}")
     if all(r.status == "skipped" for r in results):
         typer.echo("error: no provider credential is set; export at least one of the above")
         raise typer.Exit(1)

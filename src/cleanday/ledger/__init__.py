@@ -11,26 +11,44 @@ shares), one module per concern (`registration`, `runs`, `items`, `acts`, `revie
 goes in and out), `rows` (state to row), `store` (rows below the use cases).
 """
 
-from cleanday.chain import ChainProblem, VerifyResult
-from cleanday.ledger.schemas import (
-    AnomalyIn,
-    BatchResult,
-    BehaviorRow,
-    DayCloseResult,
-    GateIn,
-    ItemIn,
-    LedgerEntryRow,
-    Medians,
-    PendingItemRow,
-    Permit,
-    RebuildResult,
-    RegistrationResult,
-    ReportResult,
-    RunReport,
-    StateDifference,
-    SundayCloseResult,
-)
-from cleanday.ledger.service import LedgerService
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cleanday.chain import ChainProblem, VerifyResult
+    from cleanday.ledger.schemas import (
+        AnomalyIn,
+        BatchResult,
+        BehaviorRow,
+        DayCloseResult,
+        GateIn,
+        ItemIn,
+        LedgerEntryRow,
+        Medians,
+        PendingItemRow,
+        Permit,
+        RebuildResult,
+        RegistrationResult,
+        ReportResult,
+        RunReport,
+        StateDifference,
+        SundayCloseResult,
+    )
+    from cleanday.ledger.service import LedgerService
+
+
+_HOMES = {"ChainProblem": "cleanday.chain", "VerifyResult": "cleanday.chain"}
+_HOMES["LedgerService"] = "cleanday.ledger.service"
+
+
+def __getattr__(name: str) -> Any:
+    """The exports, each imported when first asked for: `import cleanday.ledger.reads` (a read
+    verb) does not load the service and every use case behind it."""
+    import importlib
+
+    if name in __all__:
+        return getattr(importlib.import_module(_HOMES.get(name, "cleanday.ledger.schemas")), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AnomalyIn",
@@ -38,6 +56,7 @@ __all__ = [
     "BehaviorRow",
     "ChainProblem",
     "DayCloseResult",
+    "DecisionRow",
     "GateIn",
     "ItemIn",
     "LedgerEntryRow",

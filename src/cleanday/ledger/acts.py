@@ -1,19 +1,18 @@
-"""The operator's acts on a behavior: overrides (a forced tier among them), pause, resume and
-retire, Promote/Hold decisions in the Sunday review, and restoring a preset version."""
+"""The operator's acts on a behavior: overrides (a forced tier among them), pause and resume,
+and restoring a preset version (retiring is `cleanday.ledger.retirement`, the Sunday decisions
+`cleanday.ledger.decisions`)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
 
-from cleanday import clock
 from cleanday.chain import NewEntry
-from cleanday.domain import Decision, EntryKind, Status, Tier
-from cleanday.errors import DecisionError
-from cleanday.ledger import reads, store
+from cleanday.domain import OVERRIDE_KINDS, EntryKind, Status, Tier
+from cleanday.errors import DecisionError, OverrideError
+from cleanday.ledger import reads
 from cleanday.ledger.core import LedgerCore, behavior
 from cleanday.ledger.folding import commit_facts
 from cleanday.ledger.schemas import BehaviorRow
@@ -21,11 +20,10 @@ from cleanday.models import T_BEHAVIORS
 from cleanday.notices import PresetPublished, StateChanged, StatusChanged
 from cleanday.presets import PresetStore
 
-_VERBS = {EntryKind.PAUSED: "pause", EntryKind.RESUMED: "resume", EntryKind.RETIRED: "retire"}
+_VERBS = {EntryKind.PAUSED: "pause", EntryKind.RESUMED: "resume"}
 _ALLOWED = {
     EntryKind.PAUSED: {Status.ACTIVE},
     EntryKind.RESUMED: {Status.PAUSED, Status.QUARANTINED},
-    EntryKind.RETIRED: {Status.ACTIVE, Status.PAUSED, Status.QUARANTINED},
 }
 
 
@@ -38,6 +36,11 @@ def override(
     run_id: str | None = None,
 ) -> BehaviorRow:
     """Record an operator override (resets the clock); with `tier`, force the tier."""
+    if kind not in OVERRIDE_KINDS:
+        raise OverrideError(
+            f"unknown override kind {kind!r}; use one of {', '.join(OVERRIDE_KINDS)} "
+            "(forced_tier is given by --tier)"
+        )
     data: dict[str, Any] = {"reason": reason, "kind": kind}
     if tier is not None:
         data["kind"] = "forced_tier"
@@ -56,7 +59,7 @@ def override(
 def change_status(
     ledger: LedgerCore, name: str, kind: EntryKind, by: str = "operator", reason: str = ""
 ) -> BehaviorRow:
-    """Pause, resume (which also lifts a quarantine) or retire a behavior."""
+    """Pause or resume (which also lifts a quarantine) a behavior."""
     with ledger.unit_of_work() as uow:
         now = uow.now
         state = ledger.view(uow.conn, name, now)
@@ -70,39 +73,6 @@ def change_status(
         )
         uow.notify(StatusChanged(name, now, state.status, folded.state.status, by, reason))
         return reads.row(uow.conn, name)
-
-
-def decide(
-    ledger: LedgerCore, name: str, week: date, decision: Decision, by: str = "operator"
-) -> None:
-    """Record Promote/Hold for a candidate of that week's review, before the review closes."""
-    now = ledger.now()
-    decision = Decision(decision)
-    tz = ledger.policy.timezone
-    if week.weekday() != 6:
-        raise DecisionError(f"week {week} is not a Sunday; a review is named by its Sunday")
-    if now >= clock.sunday_close_at(week, tz):
-        raise DecisionError(f"the review of {week} has closed; decide in next Sunday's review")
-    current = clock.review_sunday(clock.local_date(now, tz))
-    if current != week:
-        raise DecisionError(f"the review of {week} is not open; this week's review is {current}")
-    with ledger.unit_of_work(now) as uow:
-        if store.job_result(uow.conn, f"sunday_close:{week}") is not None:
-            raise DecisionError(f"the review of {week} has closed")
-        state = ledger.view(uow.conn, name, now)
-        if not state.candidate:
-            raise DecisionError(
-                f"{name} is not a candidate in the review of {week} (tier "
-                f"{state.tier.value}, {state.clean_days} clean days, {state.status.value})"
-            )
-        fact = NewEntry(
-            name,
-            EntryKind.DECISION.value,
-            now,
-            f"decision:{week}:{uuid.uuid4().hex}",
-            {"week": week.isoformat(), "decision": decision.value, "by": by},
-        )
-        commit_facts(ledger, uow, name, [fact])
 
 
 def restore_preset(ledger: LedgerCore, name: str, version: int, by: str = "operator") -> int:

@@ -3,10 +3,10 @@ lookups that name a behavior that does not exist."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -16,14 +16,40 @@ from cleanday import ladder
 from cleanday.domain import BehaviorState, IdlePolicy, Policy
 from cleanday.errors import UnknownBehaviorError
 from cleanday.ledger import store
-from cleanday.ledger.unit_of_work import Reactions, Subscriber, UnitOfWork
 from cleanday.models import T_BEHAVIORS
-from cleanday.reactions import Reactions as DefaultReactions
+
+if TYPE_CHECKING:  # a read never opens a unit of work: it needs neither notices nor the outbox
+    from cleanday.ledger.unit_of_work import Reactions, Subscriber, UnitOfWork
+    from cleanday.notices import Notice
+
+
+# the door a sign-off came through when the caller does not say (cli, api, a form, ...); here,
+# not in `items`, so that the facade's defaults do not import that use case
+DEFAULT_DOOR = "api"
+
+
+class _DefaultReactions:
+    """`cleanday.reactions`, imported when a commit first raises notices: a process that only
+    reads (the CLI's read verbs) never loads the reactions, the outbox senders or the budget."""
+
+    def __init__(self, timezone: Callable[[], str]) -> None:
+        self._timezone = timezone  # the ledger's, read when the reactions are first needed
+        self._reactions: Reactions | None = None
+
+    def __call__(self, notices: Sequence[Notice], conn: Connection, now: datetime) -> Any:
+        if not notices:
+            return []
+        if self._reactions is None:
+            from cleanday.reactions import Reactions as DefaultReactions
+
+            self._reactions = DefaultReactions(timezone=self._timezone())
+        return self._reactions(notices, conn, now)
 
 
 class LedgerCore:
     """The ledger over one engine. `clock` gives "now" (aware); `policy` is the ladder's rules;
-    `reactions` react to the notices of every commit (default: `cleanday.reactions`)."""
+    `reactions` react to the notices of every commit (default: `cleanday.reactions`);
+    `review_hour` is the hour the Sunday review is posted (`CLEANDAY_REVIEW_HOUR`)."""
 
     def __init__(
         self,
@@ -31,11 +57,17 @@ class LedgerCore:
         policy: Policy | None = None,
         clock: Callable[[], datetime] | None = None,
         reactions: Reactions | None = None,
+        *,
+        review_hour: int = 8,
     ) -> None:
         self.engine = engine
+        # when the Sunday review is posted (ledger time zone): a refused decision names it
+        self.review_hour = review_hour
         self.policy = policy or Policy()
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.reactions = reactions if reactions is not None else DefaultReactions()
+        self.reactions = (
+            reactions if reactions is not None else _DefaultReactions(lambda: self.policy.timezone)
+        )
         self.subscribers: list[Subscriber] = []
         # the batch ingest's decoded states, kept between batches (cleanday.ledger.runs)
         self.accumulators = store.AccumulatorCache()
@@ -51,6 +83,8 @@ class LedgerCore:
         return now
 
     def unit_of_work(self, now: datetime | None = None, *, lock_chain: bool = True) -> UnitOfWork:
+        from cleanday.ledger.unit_of_work import UnitOfWork
+
         return UnitOfWork(
             self.engine,
             now or self.now(),

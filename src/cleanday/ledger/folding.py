@@ -2,8 +2,9 @@
 concluded: the derived audit entries (promoted, demoted, quarantined) and their notices.
 
 The ladder decides (`ladder.apply`, `ladder.fold` when an entry arrives out of order); this
-module only keeps the accumulator, the chain position it was folded to, and which tier changes
-already have their entry.
+module only keeps the accumulator, the chain position it was folded to, which tier changes
+already have their entry, and which of those no longer hold (a late entry took one back: its
+`reversed:` entry undoes it, append-only).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy import Connection
 
 from cleanday import ladder
 from cleanday.chain import NewEntry, canonical_time
-from cleanday.domain import BehaviorState, Entry, EntryKind, Policy, Status, TierChange
+from cleanday.domain import BehaviorState, Entry, EntryKind, Policy, Status, Tier, TierChange
 from cleanday.ledger import store
 from cleanday.ledger.core import LedgerCore, state_row
 from cleanday.ledger.rows import state_values
@@ -96,15 +97,14 @@ def fold(
     out = Fold(name, acc, state, last_seq, acc_changed=bool(todo) or refolded, applied=len(todo))
     out.last_change_at = row.last_change_at
     written: set[str] | None = None
-    if refolded:
-        written = set(
-            conn.execute(
-                sa.select(T_ENTRIES.c.key).where(
-                    T_ENTRIES.c.behavior == name,
-                    T_ENTRIES.c.kind.in_([EntryKind.PROMOTED.value, EntryKind.DEMOTED.value]),
-                )
-            ).scalars()
-        )
+    latest = max((c.at for c in state.tier_changes), default=None)
+    # a tier change recorded later than any the ladder now concludes: one no longer holds
+    undone = row.last_change_at is not None and (latest is None or latest < row.last_change_at)
+    if refolded or undone:
+        changes = _written_changes(conn, name)
+        written = {key for key, _ in changes}
+        if _record_reversals(out, changes, state, todo, now):
+            out.last_change_at = latest
     for change in state.tier_changes:
         key = change_key(change)
         if written is not None:
@@ -127,11 +127,72 @@ def fold(
     return out
 
 
+def _written_changes(conn: Connection, name: str) -> list[tuple[str, dict[str, Any]]]:
+    """(key, data) of the behavior's promoted and demoted entries, in chain order."""
+    query = (
+        sa.select(T_ENTRIES.c.key, T_ENTRIES.c.data)
+        .where(
+            T_ENTRIES.c.behavior == name,
+            T_ENTRIES.c.kind.in_([EntryKind.PROMOTED.value, EntryKind.DEMOTED.value]),
+        )
+        .order_by(T_ENTRIES.c.seq)
+    )
+    return [(str(k), dict(d or {})) for k, d in conn.execute(query).all()]
+
+
+def _record_reversals(
+    out: Fold,
+    written: Sequence[tuple[str, dict[str, Any]]],
+    state: BehaviorState,
+    todo: Sequence[tuple[int, Entry]],
+    now: datetime,
+) -> int:
+    """A fold can conclude that a tier change already in the chain never happened (a late
+    gate failure from before a Sunday close takes the candidacy away): the chain is
+    append-only, so the change is undone by an entry of its own, latest first, at `now`, when
+    the fold concluded it, and it alerts like any other change of tier. Returns how many."""
+    concluded = {change_key(c) for c in state.tier_changes}
+    keys = {key for key, _ in written}
+    undo = [
+        (key, data)
+        for key, data in written
+        if not key.startswith(REVERSAL_PREFIX)
+        and key not in concluded
+        and REVERSAL_PREFIX + key not in keys
+    ]
+    late = next((e for _, e in todo if e.kind is EntryKind.RUN_REPORTED and e.failed_gates), None)
+    gate = late.failed_gates[0] if late is not None else None
+    for key, data in reversed(undo):
+        was, back = Tier(data["to"]), Tier(data["from"])
+        reason = f"a late entry reverses the change {key} ({was.value} back to {back.value})"
+        if late is not None:
+            reason = (
+                f"a run that finished {late.at.isoformat()} was reported late with a failed "
+                f"gate; the change {was.value} from {back.value} ({key}) no longer holds"
+            )
+        change = TierChange(
+            behavior=out.name,
+            at=now,
+            from_tier=was,
+            to_tier=back,
+            cause="reversal",
+            gate=gate.name if gate is not None else None,
+            reason=reason,
+            run_id=late.data.get("run_id") if late is not None else None,
+        )
+        _record_change(out, change, REVERSAL_PREFIX + key, moves_clock=False)
+    return len(undo)
+
+
+# the key of the entry that undoes the tier change whose entry has the key that follows
+REVERSAL_PREFIX = "reversed:"
+
+
 def change_key(change: TierChange) -> str:
     return f"tier:{canonical_time(change.at)}:{change.from_tier.value}>{change.to_tier.value}"
 
 
-def _record_change(out: Fold, change: TierChange, key: str) -> None:
+def _record_change(out: Fold, change: TierChange, key: str, *, moves_clock: bool = True) -> None:
     up = change.to_tier.rank > change.from_tier.rank
     kind = EntryKind.PROMOTED if up else EntryKind.DEMOTED
     notice = (Promoted if up else Demoted)(
@@ -149,6 +210,9 @@ def _record_change(out: Fold, change: TierChange, key: str) -> None:
     )
     out.derived.append(NewEntry(out.name, kind.value, change.at, key, notice.facts()))
     out.notices.append(notice)
+    # a reversal is not a change the ladder concluded: it never says which of them are recorded
+    if not moves_clock:
+        return
     if out.last_change_at is None or change.at > out.last_change_at:
         out.last_change_at = change.at
 

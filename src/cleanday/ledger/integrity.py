@@ -13,7 +13,9 @@ from sqlalchemy import Connection
 from cleanday import chain, ladder
 from cleanday.chain import VerifyResult
 from cleanday.domain import Policy
+from cleanday.errors import LedgerIntegrityError
 from cleanday.ledger import store
+from cleanday.ledger.checks import check_items, check_states
 from cleanday.ledger.core import LedgerCore
 from cleanday.ledger.folding import refold, state_changed
 from cleanday.ledger.rows import row_of_state, state_values
@@ -32,9 +34,32 @@ _COMPARED = (
 
 
 def verify(ledger: LedgerCore) -> VerifyResult:
-    """Check the hash chain; every edited, inserted or deleted entry is named."""
+    """Check the hash chain (every edited, inserted or deleted entry is named), then every
+    stored state and sign-off row against it (`cleanday.ledger.checks`)."""
     with ledger.engine.connect() as conn:
-        return chain.verify(conn)
+        result = chain.verify(conn)
+        states = check_states(ledger, conn) + check_items(conn)
+        count = int(conn.execute(sa.select(sa.func.count()).select_from(T_STATES)).scalar_one())
+    return result.model_copy(
+        update={"state_problems": states, "states": count, "ok": result.ok and not states}
+    )
+
+
+def refuse_broken_chain(conn: Connection) -> None:
+    """Raise LedgerIntegrityError naming the first bad entry when the chain does not verify:
+    a fold of a forged or damaged history must not become the state permits are granted on."""
+    result = chain.verify(conn)
+    if result.ok:
+        return
+    first = min(result.problems, key=lambda p: p.seq)
+    raise LedgerIntegrityError(
+        f"refusing to rebuild: the chain does not verify; the first bad entry is seq "
+        f"{first.seq} ({first.behavior or '?'}, {first.kind or '?'}): {first.problem} "
+        f"({len(result.problems)} problem(s) in all; `cleanday ledger verify` lists them). "
+        "Restore the ledger database from a backup taken before that entry, then run "
+        "`cleanday ledger verify` and `cleanday ledger rebuild` again; the stored states are "
+        "left as they were"
+    )
 
 
 def _fold_all(
@@ -53,11 +78,13 @@ def _fold_all(
 
 
 def rebuild(ledger: LedgerCore) -> RebuildResult:
-    """Recompute every materialized state from the entries, fix it, report differences."""
+    """Recompute every materialized state from the entries, fix it, report differences;
+    refused (LedgerIntegrityError) when the chain itself does not verify."""
     diffs: list[StateDifference] = []
     total = count = 0
     with ledger.unit_of_work() as uow:
         conn, now = uow.conn, uow.now
+        refuse_broken_chain(conn)
         policy = ledger.policy_of(conn)
         stored = store.state_rows(conn)
         updates = []

@@ -1,8 +1,10 @@
-"""Tier A's proposals and tier B's staged items: stored as runs report them, signed off by the
-operator (approve, reject, release), and the act permit that decides on them at that moment."""
+"""Tier A's proposals and tier B's staged items: stored as runs report them, and signed off by
+the operator (approve, reject, release) or by the clock (expiry), each sign-off a chained entry
+(`cleanday.ledger.permits` grants act permits from those entries)."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -12,11 +14,12 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from cleanday.chain import NewEntry
-from cleanday.domain import BehaviorState, EntryKind, Status, Tier
-from cleanday.errors import DecisionError, PermitDenied
-from cleanday.ledger.core import LedgerCore, behavior
+from cleanday.domain import EntryKind
+from cleanday.errors import DecisionError
+from cleanday.ledger.core import DEFAULT_DOOR, LedgerCore, behavior
 from cleanday.ledger.folding import commit_facts
-from cleanday.ledger.schemas import BatchResult, ItemIn, Permit, RunReport
+from cleanday.ledger.schemas import BatchResult, ItemIn, RunReport
+from cleanday.ledger.unit_of_work import UnitOfWork
 from cleanday.models import T_PENDING
 from cleanday.notices import ItemsSignedOff, SignedItem
 
@@ -54,96 +57,72 @@ def add_items(conn: Connection, report: RunReport, now: datetime) -> None:
     )
 
 
-def request_permit(
-    ledger: LedgerCore, name: str, run_id: str, *, item_id: str | None = None
-) -> Permit:
-    """Grant an act permit, deciding on the state at this moment; raises PermitDenied.
+def item_key(kind: EntryKind, item_id: str) -> str:
+    """The entry key of a sign-off fact on one item (unique per behavior, as item IDs are)."""
+    key = f"{kind.value}:{item_id}"
+    if len(key) > 256:  # item IDs run to 256 characters; keys too
+        key = f"{kind.value}:sha256:{hashlib.sha256(item_id.encode()).hexdigest()}"
+    return key
 
-    At C and Wings the permit only reads the behavior's state, in a read transaction that
-    does not wait for writers: it sees every demotion committed before it was asked. At A
-    and B it checks the item under the write lock, expiring staged items past their time.
-    """
-    now = ledger.now()
-    with ledger.engine.connect() as conn:
-        state = ledger.view(conn, name, now)
-    if (permit := _tier_permit(name, run_id, item_id, state, now)) is not None:
-        return permit
-    with ledger.unit_of_work(now, lock_chain=False) as uow:
-        state = ledger.view(uow.conn, name, now)
-        if (permit := _tier_permit(name, run_id, item_id, state, now)) is not None:
-            return permit  # promoted to C since the read
-        want_kind, want_status = (
-            ("proposal", "approved") if state.tier == Tier.A else ("staged", "released")
+
+def _facts(
+    name: str, kind: EntryKind, signed: Sequence[SignedItem], now: datetime, **data: Any
+) -> list[NewEntry]:
+    """One chained entry per item signed off: what a permit is later granted from."""
+    return [
+        NewEntry(
+            name,
+            kind.value,
+            now,
+            item_key(kind, s.item_id),
+            {"item_id": s.item_id, "run_id": s.run_id, **data},
         )
-        what = "an approved proposal" if state.tier == Tier.A else "a released staged item"
-        if item_id is None:
-            raise PermitDenied(
-                f"{name} is at tier {state.tier.value}: it may act only on {what}; "
-                "no item_id was given"
-            )
-        expire_items(uow.conn, now, name)
-        item = uow.conn.execute(
-            sa.select(T_PENDING).where(T_PENDING.c.behavior == name, T_PENDING.c.item_id == item_id)
-        ).first()
-        if item is None or item.kind != want_kind or item.status != want_status:
-            found = "does not exist" if item is None else f"is {item.kind}, {item.status}"
-            raise PermitDenied(
-                f"{name} is at tier {state.tier.value}: it may act only on {what}; "
-                f"item {item_id} {found}"
-            )
-        return Permit(
-            behavior=name,
-            run_id=run_id,
-            tier=state.tier,
-            item_id=item_id,
-            reason=f"item {item_id} {want_status} by {item.decided_by or 'the operator'}",
-            granted_at=now,
-        )
+        for s in signed
+    ]
 
 
-def _tier_permit(
-    name: str, run_id: str, item_id: str | None, state: BehaviorState, now: datetime
-) -> Permit | None:
-    """The permit the state alone decides: denied unless active, granted at C and Wings;
-    None at A and B, where the item decides."""
-    if state.status != Status.ACTIVE:
-        raise PermitDenied(f"{name} is {state.status.value}: no act permits until it is resumed")
-    if state.tier in (Tier.C, Tier.WINGS):
-        return Permit(
-            behavior=name,
-            run_id=run_id,
-            tier=state.tier,
-            item_id=item_id,
-            reason=f"tier {state.tier.value} acts without per-task approval",
-            granted_at=now,
-        )
-    return None
-
-
-def expire_items(conn: Connection, now: datetime, name: str | None = None) -> int:
-    """Mark staged items past their expiry as expired (no penalty); returns how many."""
-    stmt = (
-        sa.update(T_PENDING)
-        .where(
-            T_PENDING.c.kind == "staged",
-            T_PENDING.c.status == "pending",
-            T_PENDING.c.expires_at <= now,
-        )
-        .values(status="expired", decided_at=now)
+def expire_items(uow: UnitOfWork, name: str | None = None) -> int:
+    """Mark staged items past their expiry as expired (no penalty), each with its `expired`
+    entry; returns how many."""
+    conn, now = uow.conn, uow.now
+    query = sa.select(T_PENDING.c.behavior, T_PENDING.c.item_id, T_PENDING.c.run_id).where(
+        T_PENDING.c.kind == "staged",
+        T_PENDING.c.status == "pending",
+        T_PENDING.c.expires_at <= now,
     )
     if name is not None:
-        stmt = stmt.where(T_PENDING.c.behavior == name)
-    return int(conn.execute(stmt).rowcount or 0)
+        query = query.where(T_PENDING.c.behavior == name)
+    found = conn.execute(query.order_by(T_PENDING.c.id)).all()
+    if not found:
+        return 0
+    by_behavior: dict[str, list[SignedItem]] = {}
+    for r in found:
+        by_behavior.setdefault(str(r.behavior), []).append(SignedItem(r.item_id, str(r.run_id)))
+    for behavior_name, signed in by_behavior.items():
+        ids = [s.item_id for s in signed]
+        conn.execute(
+            sa.update(T_PENDING)
+            .where(T_PENDING.c.behavior == behavior_name, T_PENDING.c.item_id.in_(ids))
+            .values(status="expired", decided_at=now)
+        )
+        uow.append(_facts(behavior_name, EntryKind.EXPIRED, signed, now))
+    return len(found)
 
 
 def approve(
-    ledger: LedgerCore, name: str, item_ids: Sequence[str] | None = None, by: str = "operator"
+    ledger: LedgerCore,
+    name: str,
+    item_ids: Sequence[str] | None = None,
+    by: str = "operator",
+    door: str = DEFAULT_DOOR,
 ) -> BatchResult:
-    """Sign off a tier-A batch (all pending proposals when item_ids is None)."""
+    """Sign off a tier-A batch (all pending proposals when item_ids is None): one `approved`
+    entry per item, which is what its act permit is granted from."""
     with ledger.unit_of_work() as uow:
         behavior(uow.conn, name)
         signed = _sign_off(uow.conn, name, "proposal", item_ids, "approved", by, uow.now)
         if signed:
+            uow.append(_facts(name, EntryKind.APPROVED, signed, uow.now, by=by, door=door))
             uow.notify(ItemsSignedOff(name, uow.now, "approved", signed, by))
     return BatchResult(behavior=name, action="approved", items=[i.item_id for i in signed])
 
@@ -154,15 +133,23 @@ def reject(
     item_ids: Sequence[str] | None = None,
     reason: str = "",
     by: str = "operator",
+    door: str = DEFAULT_DOOR,
 ) -> BatchResult:
-    """Reject proposals; a rejection is an operator override and resets the clock."""
+    """Reject proposals; a rejection is an operator override (naming the items, who and
+    through which door) and resets the clock."""
     with ledger.unit_of_work() as uow:
         behavior(uow.conn, name)
         signed = _sign_off(uow.conn, name, "proposal", item_ids, "rejected", by, uow.now)
         if signed:
             ids = [i.item_id for i in signed]
             reason = reason or "proposals rejected"
-            data: dict[str, Any] = {"reason": reason, "kind": "rejected", "items": ids}
+            data: dict[str, Any] = {
+                "reason": reason,
+                "kind": "rejected",
+                "items": ids,
+                "by": by,
+                "door": door,
+            }
             key = f"override:{uuid.uuid4().hex}"
             fact = NewEntry(name, EntryKind.OVERRIDE.value, uow.now, key, data)
             commit_facts(ledger, uow, name, [fact])
@@ -170,12 +157,15 @@ def reject(
     return BatchResult(behavior=name, action="rejected", items=[i.item_id for i in signed])
 
 
-def release(ledger: LedgerCore, name: str, item_id: str, by: str = "operator") -> BatchResult:
-    """Release one tier-B staged item so that it may act."""
+def release(
+    ledger: LedgerCore, name: str, item_id: str, by: str = "operator", door: str = DEFAULT_DOOR
+) -> BatchResult:
+    """Release one tier-B staged item so that it may act (its `released` entry)."""
     with ledger.unit_of_work() as uow:
         behavior(uow.conn, name)
-        expire_items(uow.conn, uow.now, name)
+        expire_items(uow, name)
         signed = _sign_off(uow.conn, name, "staged", [item_id], "released", by, uow.now)
+        uow.append(_facts(name, EntryKind.RELEASED, signed, uow.now, by=by, door=door))
         uow.notify(ItemsSignedOff(name, uow.now, "released", signed, by))
     return BatchResult(behavior=name, action="released", items=[item_id])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,11 +13,19 @@ from sqlalchemy import Connection
 
 from cleanday import clock
 from cleanday.db import is_sqlite
-from cleanday.domain import BehaviorState, Decision, EntryKind
+from cleanday.domain import BehaviorState, Decision, EntryKind, Status
 from cleanday.errors import UnknownBehaviorError, UnknownItemError
+from cleanday.ledger import freshness
+from cleanday.ledger.bounds import check_day
 from cleanday.ledger.core import LedgerCore, behavior
-from cleanday.ledger.rows import behavior_row
-from cleanday.ledger.schemas import BehaviorRow, LedgerEntryRow, Medians, PendingItemRow
+from cleanday.ledger.rows import behavior_row, row_of_state
+from cleanday.ledger.schemas import (
+    BehaviorRow,
+    DecisionRow,
+    LedgerEntryRow,
+    Medians,
+    PendingItemRow,
+)
 from cleanday.models import T_ENTRIES, T_PENDING, T_RUNS
 from cleanday.workorder import WorkOrder
 
@@ -35,11 +43,21 @@ def pane_rows(
     candidates_only: bool = False,
     decisions: dict[str, Decision] | None = None,
     name: str | None = None,
+    include_retired: bool = True,
+    ledger: LedgerCore | None = None,
 ) -> list[BehaviorRow]:
     """Pane of Glass rows straight from the driver, by name: listing 10,000 behaviors (or as
-    many candidates) is dominated by per-row work, so it is kept to the conversions it needs."""
+    many candidates) is dominated by per-row work, so it is kept to the conversions it needs.
+    With `ledger`, no row is older than the latest day that has ended (`freshness`)."""
+    stale: datetime | None = None
+    if ledger is not None:
+        now = ledger.now()
+        stale = freshness.stale_before(conn, ledger.policy.timezone, now)
     sql, params = _PANE_SQL, {}
-    if candidates_only:
+    if not include_retired and not candidates_only and name is None:
+        sql += " WHERE s.status <> 'retired'"
+    # with stale rows, one may have become a candidate: they are filtered once current, below
+    if candidates_only and stale is None:
         sql += " WHERE s.candidate = " + ("1" if is_sqlite(conn) else "true")
         sql += " AND s.status = 'active'"
     elif name is not None:
@@ -47,9 +65,36 @@ def pane_rows(
         params = {"name": name}
     sql += " ORDER BY s.behavior"
     decisions = decisions or {}
-    return [
+    rows = [
         behavior_row(*r, decision=decisions.get(r[0])) for r in conn.exec_driver_sql(sql, params)
     ]
+    if ledger is None or stale is None:
+        return rows  # the closes are done: every stored row is current
+    rows = _current(ledger, conn, rows, stale, now)
+    if candidates_only:
+        rows = [r for r in rows if r.candidate and r.status is Status.ACTIVE]
+    return rows
+
+
+def _current(
+    ledger: LedgerCore, conn: Connection, rows: list[BehaviorRow], stale: datetime, now: datetime
+) -> list[BehaviorRow]:
+    """`rows` with each one folded before `stale` viewed again at `now`."""
+    old = [r.name for r in rows if r.updated_at is None or r.updated_at < stale]
+    if not old:
+        return rows
+    states = freshness.current_states(conn, old, ledger.policy_of(conn), now, ledger.accumulators)
+    out = []
+    for r in rows:
+        state = states.get(r.name)
+        if state is None:
+            out.append(r)
+            continue
+        fresh = row_of_state(
+            state, version=r.version, preset_version=r.preset_version, updated_at=r.updated_at
+        )
+        out.append(fresh.model_copy(update={"decision": r.decision}) if r.decision else fresh)
+    return out
 
 
 def row(conn: Connection, name: str) -> BehaviorRow:
@@ -61,44 +106,81 @@ def row(conn: Connection, name: str) -> BehaviorRow:
     return found[0]
 
 
-def list_behaviors(ledger: LedgerCore) -> list[BehaviorRow]:
-    """Every behavior's cached state (no folding), by name."""
+def list_behaviors(ledger: LedgerCore, *, include_retired: bool = False) -> list[BehaviorRow]:
+    """Every behavior's stored state, by name, none older than the latest ended day; retired
+    ones only when asked."""
     with ledger.engine.connect() as conn:
-        return pane_rows(conn)
+        return pane_rows(conn, include_retired=include_retired, ledger=ledger)
 
 
 def candidates(ledger: LedgerCore, week: date | None = None) -> list[BehaviorRow]:
-    """Active candidates from the cached state (no folding); with `week`, each row carries
-    the latest decision recorded for that week's review."""
+    """Active candidates from the stored state (none older than the latest ended day); with
+    `week`, each row carries the latest decision recorded for that week's review."""
+    if week is not None:
+        check_day(week, "week")
     with ledger.engine.connect() as conn:
         found = decisions(ledger, conn, week) if week is not None else {}
-        return pane_rows(conn, candidates_only=True, decisions=found)
+        return pane_rows(conn, candidates_only=True, decisions=found, ledger=ledger)
 
 
 def decisions(ledger: LedgerCore, conn: Connection, week: date) -> dict[str, Decision]:
-    """Latest decision per behavior for the review of `week` (the Sunday)."""
+    """The decision that stands per behavior for the review of `week` (the Sunday)."""
+    return {d.behavior: d.decision for d in decision_log(ledger, conn, week) if d.stands}
+
+
+def decision_log(
+    ledger: LedgerCore, conn: Connection, week: date, behavior: str | None = None
+) -> list[DecisionRow]:
+    """Every decision recorded for the review of `week`, in the order recorded, superseded ones
+    included; per behavior the latest that was not superseded `stands`."""
     tz = ledger.policy.timezone
     start, _ = clock.day_bounds(week - timedelta(days=6), tz)
     end = clock.sunday_close_at(week, tz)
-    rows = conn.execute(
-        sa.select(T_ENTRIES.c.behavior, T_ENTRIES.c.data)
-        .where(
-            T_ENTRIES.c.kind == EntryKind.DECISION.value,
-            T_ENTRIES.c.at >= start,
-            T_ENTRIES.c.at <= end,
-        )
-        .order_by(T_ENTRIES.c.seq)
-    ).all()
-    out: dict[str, Decision] = {}
-    for r in rows:
-        if r.data.get("week") == week.isoformat():
-            out[r.behavior] = Decision(r.data["decision"])
+    e = T_ENTRIES.c
+    where = [e.kind == EntryKind.DECISION.value, e.at >= start, e.at <= end]
+    if behavior is not None:
+        where.append(e.behavior == behavior)
+    rows = conn.execute(sa.select(e.behavior, e.at, e.data).where(*where).order_by(e.seq)).all()
+    out = [
+        decision_row(r.behavior, week, r.at, r.data)
+        for r in rows
+        if r.data.get("week") == week.isoformat()
+    ]
+    standing = {d.behavior: d for d in out if d.superseded_by is None}
+    for d in standing.values():
+        d.stands = True
     return out
+
+
+def decision_row(behavior: str, week: date, at: datetime, data: dict[str, Any]) -> DecisionRow:
+    """A decision entry's data as a row."""
+    by = str(data.get("by", ""))
+    door = data.get("door")
+    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    raw = data.get("decided_at")
+    return DecisionRow(
+        week=week,
+        behavior=behavior,
+        decision=Decision(data["decision"]),
+        by=by,
+        door=door,
+        at=at,
+        decided_at=datetime.fromisoformat(raw) if raw else at,
+        superseded_by=data.get("superseded_by"),
+    )
 
 
 def get_work_order(ledger: LedgerCore, name: str) -> WorkOrder:
     with ledger.engine.connect() as conn:
         return WorkOrder.model_validate(behavior(conn, name).work_order)
+
+
+def current_work_order(ledger: LedgerCore, name: str) -> tuple[int, dict[str, Any]]:
+    """The version the ledger holds of the behavior's Work Order, and that Work Order (JSON):
+    what a worker runs, whatever files it read at start."""
+    with ledger.engine.connect() as conn:
+        row = behavior(conn, name)
+        return int(row.version), dict(row.work_order)
 
 
 def state(ledger: LedgerCore, name: str) -> BehaviorState:

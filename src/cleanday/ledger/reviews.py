@@ -10,6 +10,7 @@ from cleanday import clock
 from cleanday.domain import EntryKind
 from cleanday.errors import DecisionError
 from cleanday.ledger import reads, store
+from cleanday.ledger.bounds import check_day
 from cleanday.ledger.core import LedgerCore
 from cleanday.ledger.folding import fold, store_folds
 from cleanday.ledger.schemas import BehaviorRow, SundayCloseResult
@@ -19,6 +20,7 @@ from cleanday.notices import Candidate, ReviewClosed, ReviewOpened
 def post_review(ledger: LedgerCore, sunday: date) -> list[BehaviorRow]:
     """Sunday morning: open the review of this week's candidates (ReviewOpened; its reactions
     post the review rows and the summary). Idempotent by week."""
+    check_day(sunday, "week")
     job = f"review_post:{sunday}"
     rows = reads.candidates(ledger, sunday)
     with ledger.unit_of_work() as uow:
@@ -36,6 +38,7 @@ def close_sunday(ledger: LedgerCore, sunday: date) -> SundayCloseResult:
     """Close the review of `sunday`: each candidate marked Promote that is still a candidate
     moves up one tier (the ladder decides); write `promoted` entries and raise their notices.
     Idempotent by week."""
+    check_day(sunday, "week")
     now = ledger.now()
     if sunday.weekday() != 6:
         raise DecisionError(f"{sunday} is not a Sunday; a review is named by its Sunday")

@@ -19,21 +19,25 @@ import sqlalchemy as sa
 from cleanday import ladder
 from cleanday.bulk import raw_insert
 from cleanday.chain import NewEntry
-from cleanday.domain import BehaviorState, Entry, EntryKind, Tier
-from cleanday.errors import RegistrationError, UnknownBehaviorError
+from cleanday.domain import BehaviorState, Entry, EntryKind, Status, Tier
+from cleanday.errors import BehaviorRetired, RegistrationError, RunConflict, UnknownBehaviorError
 from cleanday.ledger import items, store
 from cleanday.ledger.core import LedgerCore, state_row
 from cleanday.ledger.folding import Fold, fold, link_runs, state_changed
 from cleanday.ledger.rows import row_of, row_of_state, state_values
 from cleanday.ledger.schemas import BehaviorRow, ReportResult, RunReport
 from cleanday.ledger.unit_of_work import UnitOfWork
-from cleanday.models import T_RUNS
-from cleanday.notices import FailedGate, GateFailed, RunReported
+from cleanday.models import T_ENTRIES, T_RUNS
+from cleanday.notices import FailedGate, GateFailed, InfraErrored, RunReported
 
 _Q_RUNS_SEEN = sa.select(T_RUNS.c.run_id, T_RUNS.c.behavior).where(
     T_RUNS.c.run_id.in_(sa.bindparam("run_ids", expanding=True))
 )
+_Q_RUN_ENTRY = sa.select(T_ENTRIES.c.data, T_ENTRIES.c.at).where(
+    T_ENTRIES.c.behavior == sa.bindparam("behavior"), T_ENTRIES.c.key == sa.bindparam("key")
+)
 _TIERS = {t.value: t for t in Tier}
+_RETIRED = Status.RETIRED.value
 
 
 def report_runs(ledger: LedgerCore, reports: Sequence[RunReport]) -> list[ReportResult]:
@@ -49,7 +53,7 @@ def report_runs(ledger: LedgerCore, reports: Sequence[RunReport]) -> list[Report
         for i, report in enumerate(reports):
             try:
                 results.append(batch.add(report))
-            except (RegistrationError, UnknownBehaviorError) as exc:
+            except (BehaviorRetired, RegistrationError, RunConflict, UnknownBehaviorError) as exc:
                 if len(reports) == 1:
                     raise
                 raise type(exc)(f"report {i} ({report.run_id}): {exc}") from exc
@@ -88,6 +92,7 @@ class _Batch:
         self.ledger, self.uow, self.conn, self.now = ledger, uow, uow.conn, uow.now
         self.mem: dict[str, _Mem] = {}
         self.seen: dict[str, str] = {}  # run_id -> behavior: every recorded run of the batch
+        self.sent: dict[str, RunReport] = {}  # run_id -> report: the runs recorded by this batch
         self.workflows: dict[str, str | None] = {}  # run_id -> workflow_id, runs of this batch
         self.runs: list[dict[str, Any]] = []  # not yet inserted
         self.with_items: list[RunReport] = []
@@ -143,6 +148,7 @@ class _Batch:
                     f"run {report.run_id} was already reported for behavior "
                     f"{prior}, not {name}; run IDs are unique"
                 )
+            self._refuse_other_content(report)
             return ReportResult(
                 behavior=name,
                 run_id=report.run_id,
@@ -150,7 +156,13 @@ class _Batch:
                 message=f"run {report.run_id} already recorded; nothing changed",
                 state=m.current_view(),
             )
+        if m.status == _RETIRED:
+            raise BehaviorRetired(
+                f"{name} is retired: it accepts no more run reports (run {report.run_id} was "
+                "not recorded); `cleanday register --revive PATH` brings it back at tier A"
+            )
         self.seen[report.run_id] = name
+        self.sent[report.run_id] = report
         self.workflows[report.run_id] = report.workflow_id
         self.runs.append(run_row(report, now))
         if report.outcome in ("proposed", "staged"):
@@ -171,7 +183,10 @@ class _Batch:
         run_id, workflow_id, finished = report.run_id, report.workflow_id, report.finished_at
         self.uow.notify(RunReported(name, finished, run_id, workflow_id, report.outcome, tier))
         failed = tuple(FailedGate(g.name, g.reason) for g in report.gates if not g.passed)
-        if failed:
+        if report.outcome == "infra_error":
+            kind, reason = report.infra or "unknown", report.summary or ""
+            self.uow.notify(InfraErrored(name, finished, run_id, workflow_id, kind, reason))
+        elif failed:
             demotion = out.demoted_by(run_id)
             to = demotion.to_tier if demotion is not None else None
             self.uow.notify(GateFailed(name, finished, run_id, workflow_id, tier, failed, to))
@@ -195,6 +210,27 @@ class _Batch:
             state=view,
             derived=[d.kind for d in out.derived],
         )
+
+    def _refuse_other_content(self, report: RunReport) -> None:
+        """A repeat must say what the recorded run says: a run ID names one run, so a report
+        that differs is refused (409) naming the fields, rather than dropped in silence."""
+        earlier = self.sent.get(report.run_id)
+        if earlier is not None:
+            recorded, at = _content(earlier), earlier.finished_at
+        else:
+            row = self.conn.execute(
+                _Q_RUN_ENTRY, {"behavior": report.behavior, "key": f"run:{report.run_id}"}
+            ).first()
+            if row is None:
+                return  # recorded before run entries kept their content; nothing to compare
+            recorded, at = dict(row.data or {}), row.at
+        differ = diff_content(recorded, at, report)
+        if differ:
+            raise RunConflict(
+                f"run {report.run_id} is already recorded with other content: "
+                f"{', '.join(differ)} differ; a run ID names one run, so report another run "
+                "under a new run_id (a retry must send the same report)"
+            )
 
     def finish(self) -> None:
         conn, now = self.conn, self.now
@@ -225,10 +261,35 @@ class _Batch:
         store.update_states(conn, updates)
 
 
+def _content(report: RunReport) -> dict[str, Any]:
+    """What a run's `run_reported` entry keeps of its report (its `at` is `finished_at`)."""
+    return report.model_dump(mode="json", exclude={"behavior", "finished_at", "items"})
+
+
+def diff_content(recorded: dict[str, Any], at: datetime, report: RunReport) -> list[str]:
+    """The fields in which `report` differs from a recorded run's entry data and time; times
+    compared as instants, whatever offset they were written with."""
+    sent = _content(report)
+    differ = ["finished_at"] if at.astimezone(UTC) != report.finished_at.astimezone(UTC) else []
+    for field_name in sorted(sent.keys() | recorded.keys()):
+        a, b = recorded.get(field_name), sent.get(field_name)
+        if field_name == "started_at" and a is not None:
+            if datetime.fromisoformat(a) == report.started_at:
+                continue
+        elif a == b:
+            continue
+        differ.append(field_name)
+    return sorted(differ)
+
+
 def _run_audit(report: RunReport, tier: Tier) -> list[NewEntry]:
     """The gate_failed and anomaly audit entries of one run."""
     derived: list[NewEntry] = []
     at = report.finished_at
+    if report.outcome == "infra_error":  # the audit shows it; the ladder does not count it
+        data = {"run_id": report.run_id, "infra": report.infra, "reason": report.summary}
+        key = f"infra_error:{report.run_id}"
+        return [NewEntry(report.behavior, EntryKind.INFRA_ERROR.value, at, key, data)]
     for g in report.gates:
         if not g.passed:
             data = {"run_id": report.run_id, "gate": g.name, "reason": g.reason, "tier": tier.value}

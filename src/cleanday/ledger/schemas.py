@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, model_validator
 
 from cleanday.domain import Decision, EntryKind, Status, Tier
+from cleanday.ledger.bounds import Cost, Count, Millis, Stamp, StrictIn
 
 __all__ = [
     "AnomalyIn",
@@ -29,11 +30,12 @@ __all__ = [
     "SundayCloseResult",
 ]
 
-Outcome = Literal["succeeded", "failed", "blocked", "proposed", "staged", "expired"]
+# infra_error: the deployment kept the step from running (docs/contracts.md section 2)
+Outcome = Literal["succeeded", "failed", "blocked", "proposed", "staged", "expired", "infra_error"]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _In(StrictIn):
+    """A body from outside, within `cleanday.ledger.bounds`."""
 
 
 class GateIn(_In):
@@ -60,20 +62,32 @@ class RunReport(_In):
     behavior: str = Field(min_length=1, max_length=64)
     run_id: str = Field(min_length=1, max_length=256)
     workflow_id: str | None = Field(default=None, max_length=256)
-    started_at: AwareDatetime
-    finished_at: AwareDatetime
+    started_at: Stamp
+    finished_at: Stamp
     outcome: Outcome
+    # what kept the step from running, for outcome infra_error (and only then): ledger,
+    # work_order, step_code, secret, ...
+    infra: str | None = Field(default=None, max_length=32)
     gates: list[GateIn] = Field(default_factory=list)
     anomalies: list[AnomalyIn] = Field(default_factory=list)
-    cost_usd: float = Field(ge=0)
-    tokens_in: int | None = Field(default=None, ge=0)
-    tokens_out: int | None = Field(default=None, ge=0)
+    cost_usd: Cost
+    tokens_in: Count | None = None
+    tokens_out: Count | None = None
     model: str | None = Field(default=None, max_length=256)
     transport: str | None = Field(default=None, max_length=32)
-    latency_ms: float | None = Field(default=None, ge=0)
-    output_size: int | None = Field(default=None, ge=0)
+    latency_ms: Millis | None = None
+    output_size: Count | None = None
     summary: str | None = None
     items: list[ItemIn] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _finished_after_start(self) -> RunReport:
+        if self.finished_at < self.started_at:
+            raise ValueError(
+                f"finished_at {self.finished_at.isoformat()} is before started_at "
+                f"{self.started_at.isoformat()}"
+            )
+        return self
 
 
 class BehaviorRow(BaseModel):
@@ -94,13 +108,30 @@ class BehaviorRow(BaseModel):
     decision: Decision | None = None  # filled by `candidates(week)`
 
 
+class DecisionRow(BaseModel):
+    """One Sunday decision as the ledger holds it: who made it, through which door, when it was
+    made there (`decided_at`) and recorded (`at`); `stands` for the one the close will use."""
+
+    week: date
+    behavior: str
+    decision: Decision
+    by: str
+    door: str | None = None  # None for a decision recorded before doors were kept
+    at: datetime
+    decided_at: datetime
+    superseded_by: str | None = None
+    stands: bool = False
+
+
 class RegistrationResult(BaseModel):
     name: str
-    status: Literal["new", "unchanged", "new_version"]
+    status: Literal["new", "unchanged", "new_version", "revived"]
     version: int
     preset_version: int
     tier: Tier
     message: str
+    # the step code changed since the last registration: running workers must reload
+    reload_workers: bool = False
 
 
 class ReportResult(BaseModel):
@@ -120,6 +151,7 @@ class Permit(BaseModel):
     item_id: str | None = None
     reason: str
     granted_at: datetime
+    seq: int | None = None  # the chain entry that records this permit
 
 
 class BatchResult(BaseModel):

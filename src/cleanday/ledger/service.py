@@ -6,17 +6,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from cleanday.chain import VerifyResult
 from cleanday.config import Settings, get_settings
 from cleanday.db import make_engine, migrate
 from cleanday.domain import BehaviorState, Decision, EntryKind, Policy, Tier
-from cleanday.ledger import acts, days, integrity, items, reads, registration, reviews, runs
-from cleanday.ledger.core import LedgerCore
+from cleanday.ledger import reads
+from cleanday.ledger.core import DEFAULT_DOOR, LedgerCore
 from cleanday.ledger.schemas import (
     BatchResult,
     BehaviorRow,
     DayCloseResult,
+    DecisionRow,
     LedgerEntryRow,
     Medians,
     PendingItemRow,
@@ -28,6 +29,32 @@ from cleanday.ledger.schemas import (
     SundayCloseResult,
 )
 from cleanday.workorder import WorkOrder
+
+if TYPE_CHECKING:
+    from cleanday.chain import VerifyResult
+    from cleanday.ledger import (
+        acts,
+        days,
+        decisions,
+        integrity,
+        items,
+        permits,
+        registration,
+        retirement,
+        reviews,
+        runs,
+    )
+else:  # each use case imported when first called: a read verb needs only `reads`
+    from cleanday.lazy import lazy_module
+
+    acts, days, decisions, integrity, items, permits, registration, retirement, reviews, runs = (
+        lazy_module(f"cleanday.ledger.{m}")
+        for m in (
+            "acts", "days", "decisions", "integrity", "items", "permits", "registration",
+            "retirement",
+            "reviews", "runs",
+        )
+    )  # fmt: skip
 
 
 class LedgerService(LedgerCore):
@@ -47,17 +74,19 @@ class LedgerService(LedgerCore):
         settings = settings or get_settings()
         engine = make_engine(url, settings=settings)
         migrate(engine)
-        return cls(engine, Policy(timezone=settings.timezone), clock)
+        return cls(
+            engine, Policy(timezone=settings.timezone), clock, review_hour=settings.review_hour
+        )
 
     # -- registration -------------------------------------------------------------------
 
-    def register(self, work_order_path: Path | str) -> RegistrationResult:
-        return registration.register(self, work_order_path)
+    def register(self, work_order_path: Path | str, *, revive: bool = False) -> RegistrationResult:
+        return registration.register(self, work_order_path, revive=revive)
 
     def register_work_order(
-        self, wo: WorkOrder, source: str, text: str | None = None
+        self, wo: WorkOrder, source: str, text: str | None = None, *, revive: bool = False
     ) -> RegistrationResult:
-        return registration.register_work_order(self, wo, source, text)
+        return registration.register_work_order(self, wo, source, text, revive=revive)
 
     # -- runs, items, permits -------------------------------------------------------------
 
@@ -69,12 +98,16 @@ class LedgerService(LedgerCore):
         return runs.report_runs(self, reports)
 
     def request_permit(self, name: str, run_id: str, *, item_id: str | None = None) -> Permit:
-        return items.request_permit(self, name, run_id, item_id=item_id)
+        return permits.request_permit(self, name, run_id, item_id=item_id)
 
     def approve(
-        self, name: str, item_ids: Sequence[str] | None = None, by: str = "operator"
+        self,
+        name: str,
+        item_ids: Sequence[str] | None = None,
+        by: str = "operator",
+        door: str = DEFAULT_DOOR,
     ) -> BatchResult:
-        return items.approve(self, name, item_ids, by)
+        return items.approve(self, name, item_ids, by, door)
 
     def reject(
         self,
@@ -82,11 +115,14 @@ class LedgerService(LedgerCore):
         item_ids: Sequence[str] | None = None,
         reason: str = "",
         by: str = "operator",
+        door: str = DEFAULT_DOOR,
     ) -> BatchResult:
-        return items.reject(self, name, item_ids, reason, by)
+        return items.reject(self, name, item_ids, reason, by, door)
 
-    def release(self, name: str, item_id: str, by: str = "operator") -> BatchResult:
-        return items.release(self, name, item_id, by)
+    def release(
+        self, name: str, item_id: str, by: str = "operator", door: str = DEFAULT_DOOR
+    ) -> BatchResult:
+        return items.release(self, name, item_id, by, door)
 
     # -- the operator's acts --------------------------------------------------------------
 
@@ -107,10 +143,19 @@ class LedgerService(LedgerCore):
         return acts.change_status(self, name, EntryKind.RESUMED, by, reason)
 
     def retire(self, name: str, by: str = "operator", reason: str = "") -> BehaviorRow:
-        return acts.change_status(self, name, EntryKind.RETIRED, by, reason)
+        """Retire for good (no reports, no permits) and release its model key."""
+        return retirement.retire(self, name, by, reason)
 
-    def decide(self, name: str, week: date, decision: Decision, by: str = "operator") -> None:
-        acts.decide(self, name, week, decision, by)
+    def decide(
+        self,
+        name: str,
+        week: date,
+        decision: Decision,
+        by: str = "operator",
+        door: str = "api",
+        decided_at: datetime | None = None,
+    ) -> DecisionRow:
+        return decisions.decide(self, name, week, decision, by, door, decided_at)
 
     def restore_preset(self, name: str, version: int, by: str = "operator") -> int:
         return acts.restore_preset(self, name, version, by)
@@ -120,6 +165,11 @@ class LedgerService(LedgerCore):
     def candidates(self, week: date | None = None) -> list[BehaviorRow]:
         return reads.candidates(self, week)
 
+    def decisions(self, week: date) -> list[DecisionRow]:
+        """Every decision recorded for the review of `week`, superseded ones included."""
+        with self.engine.connect() as conn:
+            return reads.decision_log(self, conn, week)
+
     def post_review(self, sunday: date) -> list[BehaviorRow]:
         return reviews.post_review(self, sunday)
 
@@ -128,6 +178,9 @@ class LedgerService(LedgerCore):
 
     def close_day(self, d: date) -> DayCloseResult:
         return days.close_day(self, d)
+
+    def missed_closes(self, today: date) -> days.MissedCloses:
+        return days.missed_closes(self, today)
 
     # -- integrity and replay -------------------------------------------------------------
 
@@ -142,11 +195,14 @@ class LedgerService(LedgerCore):
 
     # -- reads ----------------------------------------------------------------------------
 
-    def list_behaviors(self) -> list[BehaviorRow]:
-        return reads.list_behaviors(self)
+    def list_behaviors(self, *, include_retired: bool = False) -> list[BehaviorRow]:
+        return reads.list_behaviors(self, include_retired=include_retired)
 
     def get_work_order(self, name: str) -> WorkOrder:
         return reads.get_work_order(self, name)
+
+    def current_work_order(self, name: str) -> tuple[int, dict[str, Any]]:
+        return reads.current_work_order(self, name)
 
     def state(self, name: str) -> BehaviorState:
         return reads.state(self, name)

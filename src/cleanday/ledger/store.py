@@ -17,7 +17,7 @@ from cleanday.bulk import JsonText, raw_update
 from cleanday.domain import Entry, EntryKind
 from cleanday.models import T_BEHAVIORS, T_CHAIN_HEAD, T_ENTRIES, T_JOBS, T_STATES
 
-PRIMITIVE_KINDS: tuple[str, ...] = tuple(k.value for k in EntryKind if not k.derived)
+PRIMITIVE_KINDS: tuple[str, ...] = tuple(k.value for k in EntryKind if k.folded)
 
 # Keep IN (...) lists well under SQLite's and psycopg's parameter limits.
 CHUNK = 5000

@@ -40,6 +40,8 @@ TIMELINE_KINDS = (
     EntryKind.PAUSED,
     EntryKind.RESUMED,
     EntryKind.RETIRED,
+    EntryKind.KEY_RELEASED,
+    EntryKind.REVIVED,
     EntryKind.OVERRIDE,
 )
 _SPEND = KeySpend.__table__  # type: ignore[attr-defined]
@@ -187,7 +189,7 @@ def streak(
     today = clock.local_date(now, tz)
     seen: set[str] = set()
     ordered = []
-    for e in sorted((e for e in entries if not e.kind.derived), key=ladder.fold_order):
+    for e in sorted((e for e in entries if e.kind.folded), key=ladder.fold_order):
         if e.key not in seen:  # the same fact reported twice counts once (as `ladder.fold`)
             seen.add(e.key)
             ordered.append(e)
@@ -253,6 +255,10 @@ def _event(kind: EntryKind, at: datetime, data: dict[str, Any]) -> Event:
         return Event(at, kind.value, title, detail, data.get("run_id"))
     if kind is EntryKind.REGISTERED:
         return Event(at, kind.value, f"registered (version {data.get('version', 1)})")
+    if kind is EntryKind.KEY_RELEASED:
+        return Event(at, kind.value, "key released", f"{data.get('key_ref')} is free for reuse")
+    if kind is EntryKind.REVIVED:
+        return Event(at, kind.value, "revived at tier A", f"fresh clock ({data.get('by')})")
     if kind is EntryKind.OVERRIDE:
         what = str(data.get("kind", "manual")).replace("_", " ")
         return Event(at, kind.value, f"override: {what}", str(data.get("reason", "")))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +20,8 @@ from sqlalchemy import Connection
 from cleanday.budget.base import RESERVATION_TTL
 from cleanday.budget.periods import period_bounds
 from cleanday.domain import EntryKind, Policy, Status, Tier
+from cleanday.ledger import freshness
+from cleanday.ledger.rows import state_values
 from cleanday.models import T_BEHAVIORS, T_ENTRIES, T_RUNS, T_STATES
 from cleanday.pane.next_runs import NextRun, NextRuns
 from cleanday.router.tables import KeySpend, RoutingBinding
@@ -209,12 +212,14 @@ def overview(
             T_STATES.c.last_failure_reason,
             T_STATES.c.last_failure_run,
             T_STATES.c.tier_since,
+            T_STATES.c.updated_at,
             T_BEHAVIORS.c.work_order,
         )
         .join(T_BEHAVIORS, T_BEHAVIORS.c.name == T_STATES.c.behavior)
         .where(T_STATES.c.behavior.in_(names))
         .order_by(T_STATES.c.behavior)
     ).all()
+    rows = current(conn, rows, policy, now)
     reasons = failure_reasons(conn, [(r.behavior, r.last_failure_run) for r in rows])
     runs = last_runs(conn, names)
     spend = spend_of(conn, names, now, policy.timezone)
@@ -250,6 +255,23 @@ def overview(
             )
         )
     return Page(filters, out, int(total), counts(conn))
+
+
+def current(conn: Connection, rows: Sequence[Any], policy: Policy, now: datetime) -> list[Any]:
+    """The page's rows, each one folded before the latest ended day viewed again at `now`
+    (`cleanday.ledger.freshness`): while the closes are done, one lookup and the rows as read.
+    The filters and counts still read the stored columns until the close refreshes them."""
+    stale = freshness.stale_before(conn, policy.timezone, now)
+    if stale is None:
+        return list(rows)
+    old = [r.behavior for r in rows if utc(r.updated_at) < stale]
+    states = freshness.current_states(conn, old, policy, now) if old else {}
+    return [
+        r
+        if r.behavior not in states
+        else SimpleNamespace(**{**r._mapping, **state_values(states[r.behavior])})
+        for r in rows
+    ]
 
 
 def counts(conn: Connection) -> dict[str, dict[str, int]]:

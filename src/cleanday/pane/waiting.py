@@ -211,7 +211,7 @@ def review(
 def decisions(
     conn: Connection, policy: Policy, sunday: date, names: list[str]
 ) -> dict[str, tuple[Decision, str | None]]:
-    """The latest decision (and who made it) per behavior for the review of `sunday`."""
+    """The decision that stands (and who made it) per behavior for the review of `sunday`."""
     if not names:
         return {}
     start, _ = clock.day_bounds(sunday - 6 * clock.ONE_DAY, policy.timezone)
@@ -228,7 +228,7 @@ def decisions(
     ).all()
     out: dict[str, tuple[Decision, str | None]] = {}
     for behavior, data in rows:
-        if data.get("week") == sunday.isoformat():
+        if data.get("week") == sunday.isoformat() and not data.get("superseded_by"):
             by = data.get("by")
             door = data.get("door")
             out[behavior] = (Decision(data["decision"]), f"{by} ({door})" if door else by)

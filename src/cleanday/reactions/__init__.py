@@ -20,6 +20,7 @@ from cleanday import outbox
 from cleanday.notices import (
     Demoted,
     GateFailed,
+    InfraErrored,
     ItemsSignedOff,
     Notice,
     PresetPublished,
@@ -28,21 +29,26 @@ from cleanday.notices import (
     Registered,
     ReviewClosed,
     ReviewOpened,
+    StateChanged,
+    StatusChanged,
 )
 from cleanday.outbox import Message
 from cleanday.reactions import notion, presets, slack, temporal
 from cleanday.reactions.base import Context, Reaction
 
 HANDLERS: Mapping[type[Notice], Sequence[Reaction]] = {
-    Registered: [presets.publish_at_registration],
+    Registered: [presets.publish_at_registration, temporal.sync_schedule],
     GateFailed: [notion.gate_failure_rows, slack.gate_failure_alert],
+    InfraErrored: [slack.infra_error_alert],
     Demoted: [slack.demotion_alert, presets.restore_for_demotion],
     Promoted: [slack.promotion_notice, presets.publish_for_promotion],
     PresetPublished: [presets.publish_remote],
     Quarantined: [slack.quarantine_notice],
-    ReviewOpened: [notion.review_rows, slack.review_summary],
+    ReviewOpened: [notion.review_rows, slack.review_summary, slack.weekly_lines],
     ReviewClosed: [slack.review_closed],
     ItemsSignedOff: [temporal.wake_runs],
+    StateChanged: [notion.ledger_row],
+    StatusChanged: [temporal.sync_schedule],
 }
 
 
@@ -50,8 +56,14 @@ class Reactions:
     """Runs the reactions of `handlers` to a transaction's notices, in the order raised, and
     writes their messages to the outbox on that transaction's connection."""
 
-    def __init__(self, handlers: Mapping[type[Notice], Sequence[Reaction]] = HANDLERS) -> None:
+    def __init__(
+        self,
+        handlers: Mapping[type[Notice], Sequence[Reaction]] = HANDLERS,
+        *,
+        timezone: str = "UTC",
+    ) -> None:
         self.handlers = handlers
+        self.timezone = timezone  # the ledger's, handed to every reaction (`Context`)
 
     def __call__(self, notices: Sequence[Notice], conn: Connection, now: datetime) -> list[Message]:
         queue = deque(notices)
@@ -61,7 +73,7 @@ class Reactions:
             reactions = self.handlers.get(type(notice))
             if not reactions:
                 continue  # most notices of a run report: nothing reacts to them (yet)
-            ctx = Context(conn, now)
+            ctx = Context(conn, now, timezone=self.timezone)
             for react in reactions:
                 messages.extend(react(notice, ctx))
             queue.extend(ctx.raised)

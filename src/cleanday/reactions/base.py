@@ -18,11 +18,13 @@ class Context:
     """A reaction runs inside the ledger's transaction: what it writes on `conn` (a preset
     publication) commits with the entries that caused it, and so do the outbox messages it
     returns. A notice it raises (`notify`) is reacted to in the same transaction, after the
-    notices already raised."""
+    notices already raised. `timezone` is the ledger's (its policy's): the zone of the days and
+    budget periods the operator reads."""
 
     conn: Connection
     now: datetime
     raised: list[Notice] = field(default_factory=list)
+    timezone: str = "UTC"
 
     def notify(self, *notices: Notice) -> None:
         self.raised.extend(notices)

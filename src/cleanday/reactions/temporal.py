@@ -1,4 +1,5 @@
-"""Temporal's share of the reactions: a sign-off wakes the runs that wait for it.
+"""Temporal's share of the reactions: a sign-off wakes the runs that wait for it, and a
+registration or status change brings the behavior's Schedule in line at once.
 
 One message per run whose item was signed off, delivered right after the commit by the process
 that has a Temporal client (`cleanday.runtime.wakeups`). The signal only wakes the run: it still
@@ -10,11 +11,31 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from cleanday.notices import ItemsSignedOff
+from cleanday.chain import canonical_time
+from cleanday.notices import ItemsSignedOff, Registered, StatusChanged
 from cleanday.outbox import Message
 from cleanday.reactions.base import Context
 
 CHANNEL = "temporal"
+
+
+def sync_schedule(n: Registered | StatusChanged, ctx: Context) -> Iterator[Message]:
+    """The behavior's Schedule made to match its Work Order and status right after the commit
+    (created for a new behavior within seconds, not at a worker's next sync)."""
+    assert n.behavior is not None
+    if isinstance(n, Registered):
+        key = f"schedule:{n.behavior}:v{n.version}"
+    else:
+        key = f"schedule:{n.behavior}:{n.to_status.value}:{canonical_time(n.at)}"
+    # a target of its own: a server without Schedules never holds up the runs' wake-ups
+    yield Message(
+        CHANNEL,
+        "sync_schedule",
+        key,
+        {"behavior": n.behavior},
+        n.behavior,
+        target=f"schedule:{n.behavior}",
+    )
 
 
 def wake_runs(n: ItemsSignedOff, ctx: Context) -> Iterator[Message]:

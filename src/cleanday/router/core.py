@@ -284,6 +284,13 @@ class Router:
             return version
         key = work_order.key
         key_hash = previous.openrouter_key_hash if previous else None
+        if key_hash is not None and not self._provisioned_key_path(name).exists():
+            raise ConfigError(
+                f"behavior {name}: its OpenRouter key was provisioned (hash {key_hash}) but its "
+                f"file {self._provisioned_key_path(name)} is not on this machine; every worker "
+                "must see the same CLEANDAY_DATA_DIR/keys (a shared volume, see the README's "
+                "Scale-out section), or copy the file there"
+            )
         if key_hash is None:
             key_hash, secret = await management.create_key(
                 f"cleanday {name}", key.cap_usd, key.cadence
@@ -660,6 +667,8 @@ class Router:
         try:
             try:
                 request = transport.request(call, route, self._key(call.binding, transport))
+            except SecretResolutionError:
+                raise  # the deployment's secret: an infrastructure error of the run, no fallback
             except ConfigError as exc:
                 raise RoutingError(f"behavior {call.behavior}: {exc}") from None
             try:

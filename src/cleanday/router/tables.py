@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+import cleanday.models as _ledger_models
+
 
 class RoutingBinding(SQLModel, table=True):
     """One behavior's key reference, cap, transports and guardrails; never the secret."""
@@ -107,3 +109,9 @@ ROUTING_TABLES = [
     PresetVersionRow.__table__,  # type: ignore[attr-defined]
     PresetPublication.__table__,  # type: ignore[attr-defined]
 ]
+
+# The ledger's tables (plain Core tables in `cleanday.models`) beside the routing tables in
+# SQLModel's metadata: the migrations' autogenerate check compares this one metadata.
+for _ledger_table in _ledger_models.metadata.tables.values():
+    if _ledger_table.name not in SQLModel.metadata.tables:
+        _ledger_table.to_metadata(SQLModel.metadata)

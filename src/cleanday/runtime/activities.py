@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,17 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from cleanday import entrypoints
 from cleanday.domain import Status, Tier
 from cleanday.errors import (
+    BehaviorRetired,
+    ConfigError,
     GateFailure,
+    InfrastructureError,
     LedgerUnavailable,
     PermitDenied,
     RoutingError,
-    WorkOrderNotLoaded,
+    SecretResolutionError,
 )
 from cleanday.ledger_client import LedgerClient
 from cleanday.router.types import Attempt, Completion
@@ -54,6 +57,12 @@ STEP_TIMEOUT_SECONDS = {"fast": 120.0, "reasoning": 600.0}
 STEP_CEILING_SECONDS = max(STEP_TIMEOUT_SECONDS.values()) + 60.0
 # the ApplicationError type run_step raises when its step ran past its timeout class
 STEP_TIMED_OUT = "StepTimedOut"
+# the ApplicationError type (non-retryable, details: the kind) of an InfrastructureError: the
+# deployment kept the step from running, and the workflow reports the run as infra_error
+INFRA_ERROR_TYPE = "InfrastructureError"
+# how long a run's reads of the ledger wait out an outage before it is an infrastructure error
+LEDGER_RETRY_SECONDS = 300.0
+_BACKOFF_FIRST, _BACKOFF_MAX = 0.25, 5.0
 
 MEDIANS_TTL_SECONDS = 60.0
 
@@ -64,10 +73,15 @@ ModelFactory = Callable[[WorkOrder, Tier, str], ModelCaller]
 @dataclass
 class RuntimeDeps:
     ledger: LedgerClient
-    work_orders: Mapping[str, WorkOrder]
+    work_orders: MutableMapping[str, WorkOrder]
     model_for: ModelFactory
     sink: Any  # cleanday.sinks.Sink: act(behavior, action) -> str
     data_dir: Path
+    ledger_retry_s: float = LEDGER_RETRY_SECONDS  # CLEANDAY_LEDGER_RETRY_SECONDS
+    # binds a Work Order fetched from the ledger in the router (Router.bind); None: no router
+    bind: Callable[[WorkOrder], Awaitable[Any]] | None = None
+    # the ledger's version of each Work Order in `work_orders`, where known
+    versions: dict[str, int] = field(default_factory=dict)
 
 
 class SharedReads:
@@ -166,30 +180,79 @@ class RuntimeActivities:
         self._states = SharedReads(deps.ledger.state)
         self._reports = CoalescedReports(deps.ledger)
 
+    async def _patiently(self, read: Callable[[], Awaitable[Any]], what: str) -> Any:
+        """`read()`, retried with backoff while the ledger does not answer, for as long as the
+        outage lasts up to `ledger_retry_s`; past it an InfrastructureError("ledger"). A run
+        waits out a restart of the ledger service (about 3 s) instead of failing its step."""
+        give_up = time.monotonic() + self.deps.ledger_retry_s
+        wait = _BACKOFF_FIRST
+        while True:
+            try:
+                return await read()
+            except LedgerUnavailable as exc:
+                if time.monotonic() + wait > give_up:
+                    raise InfrastructureError(
+                        "ledger",
+                        f"{what}: the ledger did not answer for {self.deps.ledger_retry_s:g} s "
+                        f"(CLEANDAY_LEDGER_RETRY_SECONDS): {exc}",
+                    ) from exc
+                log.warning("%s: ledger unavailable, retrying in %.2g s", what, wait)
+            if activity.in_activity() and not activity.info().is_local:
+                activity.heartbeat()  # the step's heartbeat timeout must not end the wait
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, _BACKOFF_MAX)
+
     async def _trailing_medians(self, behavior: str) -> dict[str, Any]:
         # 14-day medians barely move within a minute; asking once a minute per behavior
         # instead of once a run keeps the ledger's load per run down
         now = time.monotonic()
         cached = self._medians.get(behavior)
         if cached is None or cached[0] < now:
-            cached = (now + MEDIANS_TTL_SECONDS, await self.deps.ledger.medians(behavior))
+            medians = await self._patiently(
+                lambda: self.deps.ledger.medians(behavior), f"medians of {behavior}"
+            )
+            cached = (now + MEDIANS_TTL_SECONDS, medians)
             self._medians[behavior] = cached
         return cached[1]
 
     def _work_order(self, behavior: str) -> WorkOrder:
         wo = self.deps.work_orders.get(behavior)
-        if wo is None:
-            raise WorkOrderNotLoaded(
-                f"this worker has no Work Order for {behavior}: put its YAML in the behaviors "
-                "directory (CLEANDAY_BEHAVIORS_DIR) the worker loads, then restart the worker"
-            )
+        if wo is None:  # _binding fetched it, or said why it could not
+            raise InfrastructureError("work_order", f"this worker has no Work Order for {behavior}")
+        return wo
+
+    async def _current_work_order(self, behavior: str, version: int | None) -> WorkOrder:
+        """The Work Order version the ledger holds (`version`, from the state just read): the
+        one this worker has, or else fetched from the ledger and bound in the router now. So a
+        behavior registered, or re-registered, while the worker runs is run by its next run."""
+        known = self.deps.work_orders.get(behavior)
+        have = self.deps.versions.get(behavior)
+        if known is not None and (version is None or have is None or have == version):
+            return known
+        body = await self._patiently(
+            lambda: self.deps.ledger.work_order(behavior), f"work order of {behavior}"
+        )
+        try:
+            wo = WorkOrder.model_validate(body["work_order"])
+            if self.deps.bind is not None:
+                await self.deps.bind(wo)
+        except Exception as exc:  # the ledger's version is one this worker cannot run
+            raise InfrastructureError(
+                "work_order",
+                f"behavior {behavior}: this worker cannot use Work Order version "
+                f"{body.get('version')} from the ledger ({type(exc).__name__}: {exc}); "
+                "upgrade or reload the worker",
+            ) from None
+        self.deps.work_orders[behavior] = wo
+        self.deps.versions[behavior] = int(body["version"])
+        log.info("behavior %s: Work Order version %s loaded", behavior, body["version"])
         return wo
 
     async def _binding(self, behavior: str) -> Binding:
         """The behavior's tier, status, bound preset version and key, as of now."""
-        wo = self._work_order(behavior)
-        body = await self._states.get(behavior)
+        body = await self._patiently(lambda: self._states.get(behavior), f"state of {behavior}")
         state = body.get("state", body)
+        wo = await self._current_work_order(behavior, _int_or_none(state.get("version")))
         timeout_class = wo.preset.timeout_class or "fast"
         return Binding(
             behavior=behavior,
@@ -212,9 +275,17 @@ class RuntimeActivities:
         the same way. A step past its timeout class raises a retryable ApplicationError of type
         STEP_TIMED_OUT (details: the class's seconds).
         """
+        try:
+            return await self._run_step(request)
+        except InfrastructureError as exc:
+            raise _infra(exc) from None
+
+    async def _run_step(self, request: StepRequest) -> Checked:
         binding = await self._binding(request.behavior)
         if binding.status is not Status.ACTIVE:
             return Checked(binding)
+        # read before the step's clock starts: an outage waited out here is not step time
+        await self._trailing_medians(request.behavior)
         deadline = asyncio.timeout(binding.step_timeout_seconds)
         try:
             async with deadline:
@@ -238,7 +309,10 @@ class RuntimeActivities:
         """Every gate and anomaly detector on a step that failed after its retries or ran past
         its timeout class, with the binding as of now (it names the run's tier and the
         failure's timeout class)."""
-        binding = await self._binding(failed.behavior)
+        try:
+            binding = await self._binding(failed.behavior)
+        except InfrastructureError as exc:
+            raise _infra(exc) from None
         context: dict[str, Any] = {"error": failed.error, "attempts": failed.attempts}
         if failed.timed_out:
             context |= {"timed_out": True, "error": "timed out"}
@@ -252,7 +326,7 @@ class RuntimeActivities:
         from cleanday.gates import GateContext, prepare_input
 
         wo = self._work_order(b.behavior)
-        step = _load_entry(wo.entry)
+        step = _load_entry(wo.name, wo.entry)
         ctx = StepContext(
             behavior=b.behavior,
             tier=b.tier,
@@ -269,6 +343,8 @@ class RuntimeActivities:
             # budget/policy refusals and exhausted routing are gate failures, not retries
             gc = GateContext.from_exception(exc, input=dict(input))
             output = redacted(StepOutput(summary=str(exc), context=_context_dict(gc)))
+        except SecretResolutionError as exc:  # the deployment's secret, not the step's fault
+            raise InfrastructureError("secret", str(exc)) from None
         except Exception as exc:
             # step code's own exception text goes to Temporal history, logs and the ledger
             if (clean := without_secrets(exc)) is not exc:
@@ -347,8 +423,12 @@ class RuntimeActivities:
 
     @activity.defn(name="report_outcome")
     async def report_outcome(self, report: dict[str, Any]) -> bool:
-        """Report the run to the ledger; True the first time, False for a repeat (counted once)."""
-        first, _ = await self.deps.ledger.report_run(report)
+        """Report the run to the ledger; True the first time, False for a repeat (counted once).
+        A behavior retired while the run ran takes no report: that is final, not retried."""
+        try:
+            first, _ = await self.deps.ledger.report_run(report)
+        except BehaviorRetired as exc:
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
         return first
 
     def all(self) -> list[Callable[..., Awaitable[Any]]]:
@@ -384,11 +464,23 @@ def _finished_at(report: Mapping[str, Any]) -> datetime:
     return datetime.fromisoformat(at) if at else _UNKNOWN_FINISH
 
 
-def _load_entry(entry: str) -> Callable[[StepContext], Awaitable[StepResult]]:
-    module, _, func = entry.partition(":")
-    fn: Callable[[StepContext], Awaitable[StepResult]] = getattr(
-        importlib.import_module(module), func
-    )
+def _infra(exc: InfrastructureError) -> ApplicationError:
+    """The activity failure of an infrastructure error: not retried by Temporal (the ledger
+    reads already waited out the outage), reported by the workflow as infra_error."""
+    return ApplicationError(str(exc), exc.kind, type=INFRA_ERROR_TYPE, non_retryable=True)
+
+
+def _load_entry(behavior: str, entry: str) -> Callable[[StepContext], Awaitable[StepResult]]:
+    """The step function, its module imported on first use (cleanday.entrypoints)."""
+    try:
+        fn: Callable[[StepContext], Awaitable[StepResult]] = entrypoints.load(entry)
+    except ConfigError as exc:
+        raise InfrastructureError(
+            "step_code",
+            f"behavior {behavior}: this worker cannot load its step code: {exc}; put the module "
+            "in the behaviors directory (CLEANDAY_BEHAVIORS_DIR) or install it where the worker "
+            "runs, then reload the worker",
+        ) from None
     return fn
 
 

@@ -25,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from workflows.behavior_run import BehaviorRun
 
 from cleanday.config import Settings
+from cleanday.errors import ConfigError
 from cleanday.ledger_client import LedgerClient
 from cleanday.runtime.activities import RuntimeDeps
 from cleanday.runtime.binaries import temporal_binary
@@ -110,6 +111,7 @@ class Demo:
         self.provider_url, self.out = provider_url, out
         self.result = DemoResult(rows=[])
         self.first: date | None = None
+        self.told: set[str] = set()  # what the demo has said it did as the operator
 
     async def sleep_until(self, when: datetime) -> None:
         now = await self.clock.sync(self.env)
@@ -134,16 +136,19 @@ class Demo:
                 handles.append(await self._webhook(name, d))
             else:
                 handles.append(await start_run(self.client, name, self.task_queue, trigger="demo"))
-        notes = []
+        notes: list[str] = []
+        acted: list[tuple[str, str]] = []
         self.result.workflow_ids += [h.id for h in handles]
         for handle in handles:
             state = await _rest(handle)
             self.result.runs += 1
             if state.waiting_for == "batch approval":
                 await approve_batch(self.client, self.ledger, state.behavior, [handle.id])
+                acted.append(("approved", f"{state.behavior}'s batch"))
                 state = await _rest(handle, done=True)
             elif state.waiting_for == "release":
                 await release_item(self.client, self.ledger, state.behavior, handle.id)
+                acted.append(("released", f"{state.behavior}'s staged item"))
                 state = await _rest(handle, done=True)
             for g in (g for g in state.gates if not g.passed):
                 notes.append(f"  ! {state.behavior}: gate {g.name} failed — {g.reason}")
@@ -156,8 +161,25 @@ class Demo:
         rows = await self.tiers()
         cells = " ".join(f"{n}={r['tier']}:{r['clean_days']}" for n, r in sorted(rows.items()))
         self.out(f"{d:%a %Y-%m-%d}  {cells}")
+        notes += self._operator_notes(acted)
         for note in notes:
             self.out(note)
+
+    def _operator_notes(self, acted: list[tuple[str, str]]) -> list[str]:
+        """What the demo did as the operator today: in full the first time for each behavior,
+        then counted, so that the days stay one line each."""
+        lines = [
+            f"  {verb} {what} as the operator" for verb, what in acted if what not in self.told
+        ]
+        again = [verb for verb, what in acted if what in self.told]
+        self.told.update(what for _, what in acted)
+        if again:
+            batches, items = again.count("approved"), again.count("released")
+            parts = [f"approved {batches} batch{'es' if batches > 1 else ''}"] if batches else []
+            if items:
+                parts.append(f"released {items} staged item{'s' if items > 1 else ''}")
+            lines.append(f"  as the operator: {', '.join(parts)}")
+        return lines
 
     async def _webhook(self, name: str, d: date) -> WorkflowHandle[Any, RunState]:
         from cleanday.webhooks import sign
@@ -175,7 +197,7 @@ class Demo:
         self.out(f"— Sunday review {sunday}: candidates {', '.join(candidates) or 'none'}")
         for name in candidates:
             await self.ledger.decide(sunday.isoformat(), name, "promote")
-            self.out(f"  operator marks {name}: Promote")
+            self.out(f"  marked {name} Promote in the review, as the operator")
 
     async def close_review(self, sunday: date) -> None:
         closed = await self.ledger.close_review(sunday.isoformat())
@@ -206,6 +228,26 @@ class Demo:
         return shown
 
 
+def builtin_behaviors_dir() -> Path:
+    """The built-in behaviors installed with cleanday: the demo runs them whatever the
+    working directory's `behaviors/` (or CLEANDAY_BEHAVIORS_DIR) holds."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("behaviors")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("the built-in behaviors are not installed with cleanday; reinstall it")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def quiet_runtime() -> Any:
+    """A Temporal runtime whose core logs errors only: the time-skipping test server is older
+    than the SDK expects, and its capability warnings mean nothing in a demo."""
+    from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+
+    quiet = TelemetryFilter(core_level="ERROR", other_level="ERROR")
+    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=quiet)))
+
+
 async def run_demo(
     weeks: int = 3,
     out: Callable[[str], None] = print,
@@ -229,7 +271,7 @@ async def run_demo(
     from cleanday.sinks import FileSink
 
     os.environ.setdefault("CLEANDAY_WEBHOOK_SECRET_WEBHOOK_LOGGER", DEMO_HOOK_SECRET)
-    behaviors_dir = Settings().behaviors_dir
+    behaviors_dir = builtin_behaviors_dir()
     with tempfile.TemporaryDirectory(prefix="cleanday-demo-") as tmp:
         data = data_dir or Path(tmp)
         scripts = behaviors_dir / "local_scripts.yaml"
@@ -237,7 +279,8 @@ async def run_demo(
             for fault in faults or []:
                 httpx.post(f"{provider.url}/_control/faults", json=fault).raise_for_status()
             env = await WorkflowEnvironment.start_time_skipping(
-                test_server_existing_path=temporal_binary("temporal-test-server")
+                test_server_existing_path=temporal_binary("temporal-test-server"),
+                runtime=quiet_runtime(),
             )
             try:
                 start = (await env.get_current_time()).astimezone(UTC)

@@ -9,6 +9,7 @@ file, Temporal's SQLite file, the sinks), so starting again resumes where it sto
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -23,6 +24,7 @@ import httpx
 
 from cleanday.config import Settings
 from cleanday.errors import ConfigError
+from cleanday.runtime import stackfiles
 from cleanday.runtime.binaries import temporal_binary
 
 TOKEN_FILE = "operator-token"
@@ -35,6 +37,7 @@ class Part:
     ready: Callable[[], bool]
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    url: str | None = None  # where it answers HTTP, recorded once it is ready
 
 
 @dataclass
@@ -115,6 +118,49 @@ def _listening(host: str, port: int) -> Callable[[], bool]:
     return check
 
 
+def _registered(url: str, settings: Settings) -> Callable[[], bool]:
+    """Ready when the ledger lists every Work Order of the behaviors directory: the worker has
+    registered them, so the first webhook or run of a built-in finds its behavior."""
+    from cleanday.registration import not_a_work_order
+
+    names: set[str] = set()
+    for path in sorted(settings.behaviors_dir.glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        if not_a_work_order(text) is None:
+            m = re.search(r"^name:\s*['\"]?([a-z][a-z0-9_]*)", text, re.M)
+            if m:
+                names.add(m.group(1))
+
+    def check() -> bool:
+        try:
+            answer = httpx.get(url, timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        if answer.status_code != 200:
+            return False
+        return names <= {row.get("name") for row in answer.json()}
+
+    return check
+
+
+def _worker_ready(url: str, settings: Settings) -> Callable[[], bool]:
+    """Ready when the stack's worker (the pid `up` wrote for it) polls its task queue (its own
+    pid file says so) and has registered the behaviors directory's Work Orders: an empty
+    behaviors directory is registered before the worker has even connected."""
+    from cleanday.runtime.reload import ready_workers
+
+    registered = _registered(url, settings)
+
+    def check() -> bool:
+        try:
+            ours = int(stackfiles.pid_file(settings.data_dir, "worker").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        return ours in ready_workers(settings) and registered()
+
+    return check
+
+
 def plan(settings: Settings) -> list[Part]:
     """The four parts, in start order."""
     p = ports_of(settings)
@@ -152,8 +198,13 @@ def plan(settings: Settings) -> list[Part]:
             "ledger service",
             [py, "-m", "cleanday.runtime.embedded", "service"],
             _answers(f"http://{p.host}:{p.service}/api/v1/behaviors"),
+            url=f"http://{p.host}:{p.service}",
         ),
-        Part("worker", [py, "-m", "cleanday.cli", "worker"], lambda: True),
+        Part(
+            "worker",
+            [py, "-m", "cleanday.cli", "worker"],
+            _worker_ready(f"http://{p.host}:{p.service}/api/v1/behaviors", settings),
+        ),
     ]
 
 
@@ -176,12 +227,42 @@ def _stop(parts: list[Part], out: Callable[[str], None]) -> None:
             proc.wait()
 
 
+def builtin_webhook_secrets(settings: Settings) -> dict[str, Path]:
+    """The `env:` webhook secrets the behaviors directory's Work Orders name and the
+    environment does not set: each generated once in the data directory, by variable."""
+    import yaml
+
+    from cleanday import bounded_yaml
+
+    found: dict[str, Path] = {}
+    for path in sorted(settings.behaviors_dir.glob("*.yaml")):
+        try:
+            raw = bounded_yaml.load(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, yaml.YAMLError):
+            continue  # registration says what is wrong with it
+        trigger = raw.get("trigger") if isinstance(raw, dict) else None
+        ref = trigger.get("secret_ref") if isinstance(trigger, dict) else None
+        if not (isinstance(ref, str) and ref.startswith("env:")):
+            continue
+        variable = ref.removeprefix("env:")
+        if not os.environ.get(variable):
+            found[variable] = stackfiles.webhook_secret(settings.data_dir, variable)[1]
+    return found
+
+
 def up(settings: Settings, out: Callable[[str], None] = print) -> int:
-    """Run the embedded stack until Ctrl-C; returns the exit code."""
+    """Run the embedded stack until Ctrl-C, SIGTERM or SIGHUP (a closed terminal), each
+    stopping the parts the same way; returns the exit code."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    leftovers = stackfiles.running(settings.data_dir)
+    if leftovers:
+        raise ConfigError(stackfiles.leftover_message(settings.data_dir, leftovers))
     check_ports_free(ports_of(settings))
     env = dict(os.environ)
     env["CLEANDAY_TOKEN"] = ensure_token(settings)
+    hook_secrets = builtin_webhook_secrets(settings)
+    for variable, path in hook_secrets.items():
+        env[variable] = path.read_text().strip()
     env["CLEANDAY_DATA_DIR"] = str(settings.data_dir.resolve())
     env.setdefault(
         "CLEANDAY_LOCAL_PROVIDER_URL",
@@ -196,8 +277,9 @@ def up(settings: Settings, out: Callable[[str], None] = print) -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+    stackfiles.write_pid(settings.data_dir, stackfiles.SUPERVISOR, os.getpid())
     try:
         for part in parts:
             part.log = logs / f"{part.name.replace(' ', '-')}.log"
@@ -210,6 +292,7 @@ def up(settings: Settings, out: Callable[[str], None] = print) -> int:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # Ctrl-C reaches us; we stop the parts in order
                 )
+            stackfiles.write_pid(settings.data_dir, part.name, part.process.pid)
             deadline = time.monotonic() + 60
             while not part.ready():
                 if stopping:
@@ -218,11 +301,20 @@ def up(settings: Settings, out: Callable[[str], None] = print) -> int:
                     out(f"{part.name} did not start; see {part.log}")
                     return 1
                 time.sleep(0.2)
+            if part.url:
+                stackfiles.write_url(settings.data_dir, part.name, part.url)
         p = ports_of(settings)
         out("")
         out(f"Pane of Glass:  http://{p.host}:{p.service}/")
         out(f"Temporal UI:    http://{p.host}:{p.temporal_ui}/")
         out(f"Operator token: in {settings.data_dir / TOKEN_FILE} (or CLEANDAY_TOKEN)")
+        for variable, path in hook_secrets.items():
+            out(f"Webhook secret: {variable} in {path}")
+        if off := delivery_off(settings):
+            out(
+                f"Delivery off:   {off}: nothing is sent there; the outbox keeps every message "
+                "until a token is set (`cleanday outbox`)"
+            )
         out("Ctrl-C stops everything; `cleanday up` again resumes with all state.")
         while not stopping:
             for part in parts:
@@ -234,6 +326,9 @@ def up(settings: Settings, out: Callable[[str], None] = print) -> int:
         return 0
     finally:
         _stop(parts, out)
+        for part in parts:
+            stackfiles.remove_pid(settings.data_dir, part.name)
+        stackfiles.remove_pid(settings.data_dir, stackfiles.SUPERVISOR)
 
 
 def _serve_provider(host: str, port: int) -> None:
@@ -261,3 +356,16 @@ if __name__ == "__main__":
         _serve_provider(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1] == "service":
         _serve_ledger()
+
+
+def delivery_off(settings: Settings) -> str:
+    """The surfaces with no token, and the variable that turns each on ("" when none is off)."""
+    off = [
+        f"{name} (no {variable})"
+        for name, variable, token in (
+            ("Notion", "NOTION_TOKEN", settings.notion_token),
+            ("Slack", "SLACK_BOT_TOKEN", settings.slack_token),
+        )
+        if not token
+    ]
+    return " and ".join(off)

@@ -25,6 +25,7 @@ from workflows.behavior_run import BehaviorRun
 
 from cleanday.domain import Status
 from cleanday.ledger_client import LedgerClient
+from cleanday.runtime import search
 from cleanday.runtime.types import RunRequest
 from cleanday.workorder import CronTrigger, IntervalTrigger, WorkOrder
 
@@ -39,7 +40,9 @@ def schedule_id(behavior: str) -> str:
     return f"cleanday-{behavior}"
 
 
-def schedule_for(wo: WorkOrder, task_queue: str, *, paused: bool = False) -> Schedule | None:
+def schedule_for(
+    wo: WorkOrder, task_queue: str, *, paused: bool = False, search_attributes: bool = False
+) -> Schedule | None:
     """The Schedule for a Work Order's trigger; None for a webhook-triggered behavior."""
     trigger = wo.trigger
     if isinstance(trigger, CronTrigger):
@@ -53,7 +56,7 @@ def schedule_for(wo: WorkOrder, task_queue: str, *, paused: bool = False) -> Sch
     return Schedule(
         action=ScheduleActionStartWorkflow(
             BehaviorRun.run,
-            RunRequest(behavior=wo.name, trigger="schedule"),
+            RunRequest(behavior=wo.name, trigger="schedule", search_attributes=search_attributes),
             # Temporal appends the scheduled time, so each firing has its own workflow ID,
             # which is also the run ID the ledger counts once
             id=f"{wo.name}-scheduled",
@@ -89,7 +92,8 @@ async def apply(client: Client, wo: WorkOrder, status: Status, task_queue: str) 
             return "deleted"
         return "absent"
     paused = status is not Status.ACTIVE
-    schedule = schedule_for(wo, task_queue, paused=paused)
+    tagged = await search.ready(client)
+    schedule = schedule_for(wo, task_queue, paused=paused, search_attributes=tagged)
     if schedule is None:
         if handle is not None:  # the trigger became a webhook
             await handle.delete()

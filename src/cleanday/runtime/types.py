@@ -19,6 +19,9 @@ PROPOSED = "proposed"
 STAGED = "staged"
 EXPIRED = "expired"
 SKIPPED = "skipped"  # the behavior was not active when its run started: nothing ran
+# the deployment kept the step from running (cleanday.errors.InfrastructureError): neither a
+# clean day nor a break, never demotes, never counts toward quarantine
+INFRA_ERROR = "infra_error"
 
 # The operator's sign-off on a proposal (A) or staged item (B), as the ledger and the signals say
 APPROVED = "approved"
@@ -33,6 +36,8 @@ class RunRequest:
     behavior: str
     input: dict[str, Any] = field(default_factory=dict)
     trigger: str = "manual"
+    # the server knows the Cleanday* search attributes (cleanday.runtime.search): set them
+    search_attributes: bool = False
 
 
 @dataclass
@@ -166,6 +171,26 @@ class RunState:
     acted: bool = False
     denied: str | None = None
     decision: str | None = None
+    infra: str | None = None  # the InfrastructureError kind when outcome is INFRA_ERROR
+
+
+def build_infra_report(
+    behavior: str, run_id: str, started: datetime, finished: datetime, kind: str, reason: str
+) -> dict[str, Any]:
+    """The RunReport body of a run the deployment kept from running its step: no gate ran."""
+    return {
+        "behavior": behavior,
+        "run_id": run_id,
+        "workflow_id": run_id,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "outcome": INFRA_ERROR,
+        "infra": kind,
+        "gates": [],
+        "anomalies": [],
+        "cost_usd": 0.0,
+        "summary": f"infrastructure error ({kind}): {reason}",
+    }
 
 
 def build_report(
@@ -196,4 +221,16 @@ def build_report(
         "latency_ms": step.latency_ms,
         "output_size": output_size,
         "summary": step.summary,
+        # what the operator signs off: the step's summary, output and each action with its
+        # content, as the gates let them through (the sensitive-info gate's redaction applied)
+        **({"items": [_sign_off_item(run_id, step, state)]} if state.outcome in _SIGNED else {}),
     }
+
+
+_SIGNED = (PROPOSED, STAGED)
+
+
+def _sign_off_item(run_id: str, step: StepOutput, state: RunState) -> dict[str, Any]:
+    """The proposal (A) or staged item (B) of a run: its ID is the run's (the act's item)."""
+    payload = {"summary": step.summary, "output": state.output, "actions": step.actions}
+    return {"id": run_id, "payload": payload}

@@ -5,13 +5,19 @@ from __future__ import annotations
 from starlette import status
 
 from cleanday.errors import (
+    BehaviorRetired,
     CleandayError,
     ConfigError,
     DecisionError,
+    InfrastructureError,
     LedgerIntegrityError,
+    NotRunnable,
+    OutOfRange,
+    OverrideError,
     PermitDenied,
     RegistrationError,
     RequestTooLarge,
+    RunConflict,
     UnknownBehaviorError,
     UnknownItemError,
     WebhookRejected,
@@ -25,9 +31,15 @@ _STATUS: tuple[tuple[type[CleandayError], int], ...] = (
     (PermitDenied, status.HTTP_403_FORBIDDEN),
     (RequestTooLarge, status.HTTP_413_CONTENT_TOO_LARGE),
     (WorkOrderError, 422),
+    (OverrideError, 422),
+    (OutOfRange, 422),
     (RegistrationError, status.HTTP_409_CONFLICT),
+    (BehaviorRetired, status.HTTP_409_CONFLICT),
     (DecisionError, status.HTTP_409_CONFLICT),
+    (RunConflict, status.HTTP_409_CONFLICT),
     (LedgerIntegrityError, status.HTTP_409_CONFLICT),
+    (NotRunnable, status.HTTP_409_CONFLICT),
+    (InfrastructureError, status.HTTP_503_SERVICE_UNAVAILABLE),
     (ConfigError, status.HTTP_500_INTERNAL_SERVER_ERROR),
 )
 
@@ -40,3 +52,9 @@ def status_for(exc: CleandayError) -> int:
         if isinstance(exc, kind):
             return code
     return status.HTTP_400_BAD_REQUEST
+
+
+def error_body(exc: CleandayError) -> dict[str, str]:
+    """The JSON answer of `exc`: its message as `detail`, and its type as `error`, so that a
+    client can tell a retired behavior (`BehaviorRetired`) from another conflict."""
+    return {"detail": str(exc), "error": type(exc).__name__}

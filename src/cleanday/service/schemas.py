@@ -8,21 +8,25 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from cleanday.domain import BehaviorState, Decision, Status, Tier
-from cleanday.ledger import BehaviorRow
+from cleanday.ledger import BehaviorRow, DecisionRow
+from cleanday.ledger.bounds import StrictIn
 
 OverrideKind = Literal["rejected", "edited", "rerun", "forced_tier", "let_through", "manual"]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Body(StrictIn):
+    """No unknown field, no infinite number, no invalid Unicode (`cleanday.ledger.bounds`)."""
 
 
 class RegisterIn(_Body):
     work_order: str = Field(min_length=1, description="the Work Order's YAML text")
     source: str | None = Field(default=None, description="where it came from, for messages")
+    revive: bool = Field(
+        default=False, description="bring a retired behavior back at tier A with a fresh clock"
+    )
 
 
 class OverrideIn(_Body):
@@ -49,7 +53,10 @@ class BatchRejectIn(_Body):
 class DecisionIn(_Body):
     behavior: str = Field(min_length=1)
     decision: Decision
-    by: str = Field(default="operator", min_length=1)
+    by: str = Field(default="operator", min_length=1, description="who decided")
+    door: Literal["cli", "api", "pane"] = Field(
+        default="api", description="the door it came through (Notion's are read back, not posted)"
+    )
 
 
 class WorkOrderSummary(BaseModel):
@@ -94,6 +101,13 @@ class StateOut(BaseModel):
     tier_since: datetime | None
     registered_at: datetime | None
     quarantined_at: datetime | None
+    version: int | None = Field(default=None, description="the Work Order version in force")
+
+
+class RunNowIn(_Body):
+    """`POST /api/v1/behaviors/{name}/runs`: the run's input (a JSON object; empty by default)."""
+
+    input: dict[str, Any] = Field(default_factory=dict)
 
 
 class BehaviorDetail(BaseModel):
@@ -106,12 +120,21 @@ class BehaviorDetail(BaseModel):
 class ReviewOut(BaseModel):
     week: date = Field(description="the review's Sunday")
     candidates: list[BehaviorRow] = Field(description="each with the decision recorded, if any")
+    decisions: list[DecisionRow] = Field(
+        default_factory=list, description="every decision recorded so far, superseded ones too"
+    )
 
 
 class DecisionOut(BaseModel):
     week: date
     behavior: str
     decision: Decision
+    by: str
+    door: str
+    decided_at: datetime
+    superseded_by: str | None = Field(
+        default=None, description="set when a later decision from another door stands"
+    )
 
 
 def state_out(state: BehaviorState) -> StateOut:
@@ -128,4 +151,5 @@ def state_out(state: BehaviorState) -> StateOut:
         tier_since=state.tier_since,
         registered_at=state.registered_at,
         quarantined_at=state.quarantined_at,
+        version=state.version,
     )

@@ -28,25 +28,3 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [to_jsonable(v) for v in value]
     return value
-
-
-def _field(row: Any, name: str, default: Any = None) -> Any:
-    if isinstance(row, dict):
-        return row.get(name, default)
-    return getattr(row, name, default)
-
-
-def pane_row(row: Any) -> dict[str, Any]:
-    """One Pane of Glass row with exactly the fields `cleanday ledger --json` promises."""
-    failed_on = _field(row, "last_gate_failure")
-    if isinstance(failed_on, datetime):
-        failed_on = failed_on.date()
-    return {
-        "name": _field(row, "name"),
-        "tier": to_jsonable(_field(row, "tier")),
-        "status": to_jsonable(_field(row, "status")),
-        "clean_days": _field(row, "clean_days"),
-        "candidate": bool(_field(row, "candidate", False)),
-        "last_gate_failure": to_jsonable(failed_on),
-        "last_failure_reason": _field(row, "last_failure_reason"),
-    }

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
 from cleanday.ledger import (
     BatchResult,
@@ -23,6 +23,7 @@ from cleanday.service.schemas import (
     BehaviorDetail,
     OverrideIn,
     RegisterIn,
+    RunNowIn,
     StateOut,
     TierChangeOut,
     WorkOrderSummary,
@@ -54,22 +55,28 @@ def work_order_summary(wo: WorkOrder) -> WorkOrderSummary:
     )
 
 
-@router.get("", summary="Every behavior: the Pane of Glass rows")
-def list_behaviors(service: Service) -> list[BehaviorRow]:
-    return service.list_behaviors()
+@router.get("", summary="Every behavior but the retired: the Pane of Glass rows")
+def list_behaviors(
+    service: Service,
+    all_: Annotated[bool, Query(alias="all", description="include retired behaviors")] = False,
+) -> list[BehaviorRow]:
+    return service.list_behaviors(include_retired=all_)
 
 
 @router.post(
     "",
     dependencies=[Operator],
     status_code=status.HTTP_201_CREATED,
-    summary="Register a Work Order (201 new or new version, 200 unchanged)",
-    responses={200: {"description": "unchanged; nothing written"}},
+    summary="Register a Work Order (201 new, new version or revived; 200 unchanged)",
+    responses={
+        200: {"description": "unchanged; nothing written"},
+        409: {"description": "key bound to another behavior, or a retired name without revive"},
+    },
 )
 def register(body: RegisterIn, service: Service, response: Response) -> RegistrationResult:
     source = body.source or "work order (API)"
     wo = parse_work_order(body.work_order, source)
-    result = service.register_work_order(wo, source, text=body.work_order)
+    result = service.register_work_order(wo, source, text=body.work_order, revive=body.revive)
     if result.status == "unchanged":
         response.status_code = status.HTTP_200_OK
     return result
@@ -96,6 +103,15 @@ def get_state(name: str, service: Service) -> StateOut:
     return state_out(service.state(name))
 
 
+@router.get(
+    "/{name}/work-order",
+    summary="The Work Order version the ledger holds, whole: what a worker runs",
+)
+def get_work_order(name: str, service: Service) -> dict[str, Any]:
+    version, work_order = service.current_work_order(name)
+    return {"behavior": name, "version": version, "work_order": work_order}
+
+
 @router.get("/{name}/history", summary="A behavior's ledger entries, oldest first")
 def history(name: str, service: Service) -> list[LedgerEntryRow]:
     return service.history(name)
@@ -104,6 +120,27 @@ def history(name: str, service: Service) -> list[LedgerEntryRow]:
 @router.get("/{name}/medians", summary="Trailing medians (cost, latency, output size)")
 def medians(name: str, service: Service, days: int = 14) -> Medians:
     return service.trailing_medians(name, days=days)
+
+
+@router.post(
+    "/{name}/runs",
+    dependencies=[Operator],
+    status_code=status.HTTP_201_CREATED,
+    summary="Start a run now (operator): its run ID and its link in the Temporal UI",
+    responses={409: {"description": "not active"}, 503: {"description": "Temporal down"}},
+)
+async def run_now(name: str, body: RunNowIn, request: Request, service: Service) -> dict[str, str]:
+    from cleanday.runtime.starter import run_now as start
+
+    starter = getattr(request.app.state, "run_starter", None)
+    if starter is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "this service has no Temporal side to start runs with: start it with `cleanday up` "
+            "or `cleanday serve`",
+        )
+    started = await start(starter, service, request.app.state.settings, name, body.input)
+    return started.to_json()
 
 
 @router.post("/{name}/pause", dependencies=[Operator], summary="Pause (operator)")
@@ -116,7 +153,11 @@ def resume(name: str, service: Service) -> BehaviorRow:
     return service.resume(name)
 
 
-@router.post("/{name}/retire", dependencies=[Operator], summary="Retire for good")
+@router.post(
+    "/{name}/retire",
+    dependencies=[Operator],
+    summary="Retire: no more run reports or permits, its key released (revive by registering)",
+)
 def retire(name: str, service: Service) -> BehaviorRow:
     return service.retire(name)
 

@@ -143,7 +143,7 @@ def _context(request: Request, service: LedgerService, who: Viewer) -> dict[str,
         "tz": service.policy.timezone,
         "here": _here(request),
         "version": __version__,
-        "temporal_ui": f"http://127.0.0.1:{settings.temporal_ui_port}",
+        "temporal_ui": settings.resolved_temporal_ui_url,
         "namespace": settings.temporal_namespace,
         "tiers": overview.TIERS,
         "statuses": overview.STATUSES,
@@ -216,11 +216,14 @@ async def overview_page(
     tier: Annotated[list[str], Query()] = [],  # noqa: B006 (FastAPI copies defaults)
     status_: Annotated[list[str], Query(alias="status")] = [],  # noqa: B006
     retired: bool = False,
+    all_: Annotated[
+        bool, Query(alias="all", description="with retired ones (as `retired`)")
+    ] = False,
     q: str = "",
     page: Annotated[int, Query(ge=1)] = 1,
     per: Annotated[int, Query(ge=1, le=overview.MAX_PER_PAGE)] = overview.PER_PAGE,
 ) -> HTMLResponse:
-    filters = overview.Filters.parse(tier, status_, retired, q, page, per)
+    filters = overview.Filters.parse(tier, status_, retired or all_, q, page, per)
     next_runs = _next_runs(request, service)
     context = _context(request, service, who)
 
@@ -560,7 +563,8 @@ async def decide(request: Request, week: date, service: Service, who: Looking) -
         return {
             "behavior": str(form.get("behavior") or ""),
             "decision": str(form.get("decision") or ""),
-            "by": "pane",
+            "by": "operator",  # a Pane session is the operator's (signed in with the token)
+            "door": "pane",
         }
 
     return await _act(

@@ -28,14 +28,24 @@ def _sunday(week: date) -> date:
 @router.get("/{week}", summary="The review of the week ending on Sunday `week`")
 def get_review(week: date, service: Service) -> ReviewOut:
     sunday = _sunday(week)
-    return ReviewOut(week=sunday, candidates=service.candidates(sunday))
+    return ReviewOut(
+        week=sunday, candidates=service.candidates(sunday), decisions=service.decisions(sunday)
+    )
 
 
 @router.post("/{week}/decisions", dependencies=[Operator], summary="Promote or hold a candidate")
 def decide(week: date, body: DecisionIn, service: Service) -> DecisionOut:
     sunday = _sunday(week)
-    service.decide(body.behavior, sunday, body.decision, body.by)
-    return DecisionOut(week=sunday, behavior=body.behavior, decision=body.decision)
+    row = service.decide(body.behavior, sunday, body.decision, body.by, body.door)
+    return DecisionOut(
+        week=sunday,
+        behavior=row.behavior,
+        decision=row.decision,
+        by=row.by,
+        door=body.door,
+        decided_at=row.decided_at,
+        superseded_by=row.superseded_by,
+    )
 
 
 @router.post("/{week}/close", dependencies=[Operator], summary="Close the Sunday review")
