@@ -10,6 +10,7 @@ at the first chunk past the limit; the service then answers 413 (`RequestTooLarg
 from __future__ import annotations
 
 from starlette.requests import Request
+from starlette.types import Message, Receive
 
 from cleanday.errors import RequestTooLarge
 
@@ -32,3 +33,18 @@ async def read_body(request: Request, limit: int, *, what: str = "body") -> byte
             raise too_large(size, limit, what)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A body already read, handed on to the app as one message; then whatever the client
+    sends next (a disconnect)."""
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again

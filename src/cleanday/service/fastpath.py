@@ -20,10 +20,11 @@ import time
 from typing import Any
 
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cleanday.errors import CleandayError
 from cleanday.ledger import LedgerService, RunReport
+from cleanday.service.bodies import replay_body
 from cleanday.service.deps import operator_refusal
 from cleanday.service.errors import error_body, status_for
 from cleanday.service.group_commit import committer
@@ -81,7 +82,7 @@ class FastPath:
         except Exception:
             answer = None  # nothing was written: the route answers (503 for a database down)
         if answer is None:
-            await self.app(scope, _replay(body, receive) if self.writes else receive, send)
+            await self.app(scope, replay_body(body, receive) if self.writes else receive, send)
             return
         code, out = answer
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(out))]
@@ -170,17 +171,3 @@ async def _read(receive: Receive) -> bytes | None:
         chunks.append(message.get("body", b""))
         more = message.get("more_body", False)
     return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """The request's body again, for the route, once the fast path has read it."""
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cleanday.errors import RequestTooLarge
-from cleanday.service.bodies import read_body
+from cleanday.service.bodies import read_body, replay_body
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -47,18 +47,4 @@ class BodyLimit:
             await send({"type": "http.response.start", "status": 413, "headers": headers})
             await send({"type": "http.response.body", "body": out})
             return
-        await self.app(scope, _once(body, receive), send)
-
-
-def _once(body: bytes, receive: Receive) -> Receive:
-    """The body read, handed on as one message; then whatever the client sends next."""
-    sent = False
-
-    async def again() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return again
+        await self.app(scope, replay_body(body, receive), send)
