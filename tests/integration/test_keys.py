@@ -14,11 +14,13 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from sqlalchemy import Engine, text
+from sqlmodel import Session
 
 from cleanday.budget import SpendStore, period_bounds
 from cleanday.domain import Tier
 from cleanday.errors import BudgetExceeded, RegistrationError, SecretResolutionError
 from cleanday.router import RouterConfig
+from cleanday.router.tables import RoutingBinding
 from cleanday.secrets import SecretResolver
 from tests.fakes.router_fixtures import (
     CANARY,
@@ -229,6 +231,33 @@ def test_one_key_is_bound_to_one_behavior(make_router: MakeRouter) -> None:
     other = work_order("publish_posts", key={"ref": "env:KEY_SEO_AUDIT", "cap_usd": 2.0})
     with pytest.raises(RegistrationError, match="already bound to behavior seo_audit"):
         router.bind_local(other)
+
+
+def test_two_workers_binding_one_behavior_at_once_both_start(
+    make_router: MakeRouter, routing_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers starting together each read no binding and insert one; the later insert
+    meets the row the other made. It updates that row instead of failing the worker's start
+    (seen with two workers on PostgreSQL: `routing_bindings_pkey` violated)."""
+    first, second = make_router(), make_router()
+    first.bind_local(work_order("seo_audit"))
+    real_get = Session.get
+    missed: list[object] = []
+
+    def read_before_the_other_insert(self: Session, entity: Any, ident: Any, **kw: Any) -> Any:
+        if entity is RoutingBinding and not missed:
+            missed.append(ident)
+            return None
+        return real_get(self, entity, ident, **kw)
+
+    monkeypatch.setattr(Session, "get", read_before_the_other_insert)
+    second.bind_local(work_order("seo_audit", key={"ref": "env:KEY_SEO_AUDIT", "cap_usd": 3.0}))
+    assert missed == ["seo_audit"]
+    with routing_engine.connect() as conn:
+        rows = conn.execute(
+            text("select cap_usd from routing_bindings where behavior = 'seo_audit'")
+        ).all()
+    assert [r.cap_usd for r in rows] == [3.0]
 
 
 def test_unresolvable_reference_names_the_reference_never_a_value(tmp_path: object) -> None:

@@ -217,6 +217,26 @@ class Router:
         """
         effective_guardrails(work_order.guardrails.model_dump(exclude_unset=True), self.config)
         self._learn_secrets(work_order)
+        try:
+            self._store_binding(work_order)
+        except sa.exc.IntegrityError:
+            # another worker starting at the same moment inserted the row between this one's
+            # read and its insert (PostgreSQL, two workers): it exists now, so update it
+            self._store_binding(work_order)
+        with self.engine.connect() as conn:
+            registered = conn.execute(
+                sa.select(T_BEHAVIORS.c.name).where(T_BEHAVIORS.c.name == work_order.name)
+            ).first()
+        current = self.presets.latest(work_order.name) if registered is not None else None
+        if current is not None:
+            return current
+        version = self.presets.record(work_order.name, work_order.preset)
+        if not self.presets.publications(work_order.name):
+            self.presets.publish(work_order.name, Tier.A, version.version, "registration")
+        return version
+
+    def _store_binding(self, work_order: WorkOrder) -> None:
+        """Insert or update the behavior's binding row; refuses a key bound to another."""
         now = datetime.now(UTC)
         with Session(self.engine) as session:
             other = session.exec(
@@ -248,17 +268,6 @@ class Router:
             binding.updated_at = now
             session.add(binding)
             session.commit()
-        with self.engine.connect() as conn:
-            registered = conn.execute(
-                sa.select(T_BEHAVIORS.c.name).where(T_BEHAVIORS.c.name == work_order.name)
-            ).first()
-        current = self.presets.latest(work_order.name) if registered is not None else None
-        if current is not None:
-            return current
-        version = self.presets.record(work_order.name, work_order.preset)
-        if not self.presets.publications(work_order.name):
-            self.presets.publish(work_order.name, Tier.A, version.version, "registration")
-        return version
 
     async def bind(self, work_order: WorkOrder) -> PresetVersion:
         """Bind a behavior; with OPENROUTER_MANAGEMENT_KEY also provision its OpenRouter key
