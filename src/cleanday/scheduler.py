@@ -110,8 +110,10 @@ def close_owed(service: Any, before: date) -> None:
     only once."""
     missed = service.missed_closes(before)
     days, sundays = set(missed.days), set(missed.sundays)
-    if days or sundays:
-        log.info("catching up: %d day close(s), %d Sunday close(s)", len(days), len(sundays))
+    if not (days or sundays):
+        log.info("caught up: every day before %s is closed", before.isoformat())
+        return
+    log.info("catching up: %d day close(s), %d Sunday close(s)", len(days), len(sundays))
     for d in sorted(days | sundays):
         if d in days:
             close_day(service, d)

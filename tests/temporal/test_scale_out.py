@@ -142,7 +142,10 @@ async def _until(what: str, ok: object, logs: list[Path], timeout: float = 60.0)
     deadline = time.monotonic() + timeout
     while not (await ok() if asyncio.iscoroutinefunction(ok) else ok()):  # type: ignore[operator]
         if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs)
+            tails = "\n".join(
+                f"--- {p.name}\n{p.read_text()[-3000:] if p.exists() else '(not started)'}"
+                for p in logs
+            )
             raise AssertionError(f"timed out waiting for {what}\n{tails}")
         await asyncio.sleep(0.2)
 
@@ -214,12 +217,16 @@ async def test_two_services_and_two_workers_share_one_ledger_and_count_every_run
             # -- both clocks caught up on start: one day close, one Sunday close, one promotion.
             # The catch-up closes in date order and goes on past the Sunday to yesterday, so
             # wait for yesterday's close too (on a Wednesday that is two days after the Sunday).
+            # An instance that starts after the other has closed everything finds nothing owed.
             keys = [f"day_close:{today - timedelta(days=1)}", f"sunday_close:{sunday}"]
 
             def both_closed() -> bool:
-                closes = [p.read_text().count(f"Sunday close for {sunday}") for p in service_logs]
+                ran = [
+                    "catching up:" in text or "caught up: every day before" in text
+                    for text in (p.read_text() for p in service_logs)
+                ]
                 done = sa.select(sa.func.count()).where(T_JOBS.c.job_key.in_(keys))
-                return all(closes) and _count(engine, done) == len(keys)
+                return all(ran) and _count(engine, done) == len(keys)
 
             await _until("both instances' catch-up closes", both_closed, logs)
             for key in keys:
@@ -367,7 +374,10 @@ def test_exactly_one_outbox_drainer_is_active(
         deadline = time.monotonic() + timeout
         while not done():
             if time.monotonic() > deadline:
-                tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs)
+                tails = "\n".join(
+                    f"--- {p.name}\n{p.read_text()[-3000:] if p.exists() else '(not started)'}"
+                    for p in logs
+                )
                 raise AssertionError(f"timed out waiting for {what}\n{tails}")
             time.sleep(0.1)
 

@@ -118,11 +118,15 @@ def test_catch_up_on_start_closes_every_missed_day_and_sunday_in_date_order() ->
     ]
 
 
-def test_catch_up_with_nothing_missed_closes_nothing() -> None:
+def test_catch_up_with_nothing_missed_closes_nothing_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     service = RecordingService()
-    catch_up_job(service, NY, at(2026, 11, 11, 4, 0))  # still Nov 10 in New York
+    with caplog.at_level("INFO", logger="cleanday.scheduler"):
+        catch_up_job(service, NY, at(2026, 11, 11, 4, 0))  # still Nov 10 in New York
     assert service.asked == [date(2026, 11, 10)]
     assert service.calls == []
+    assert "caught up: every day before 2026-11-10 is closed" in caplog.messages
 
 
 def test_jobs_fire_in_the_ledgers_time_zone() -> None:
