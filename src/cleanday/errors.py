@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 
@@ -132,6 +133,10 @@ class WebhookRejected(CleandayError):
 
 class RunConflict(CleandayError):
     """A run ID reported again with other content (409), naming the fields that differ."""
+
+    def __init__(self, message: str, fields: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.fields = tuple(fields)
 
 
 class OutOfRange(CleandayError):

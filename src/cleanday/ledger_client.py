@@ -15,6 +15,7 @@ from cleanday.errors import (
     CleandayError,
     LedgerUnavailable,
     PermitDenied,
+    RunConflict,
     UnknownBehaviorError,
 )
 
@@ -182,6 +183,9 @@ class LedgerClient:
             raise UnknownBehaviorError(f"{what}: {detail}")
         if response.status_code == 409 and _error(response) == BehaviorRetired.__name__:
             raise BehaviorRetired(f"{what}: {detail}")
+        if response.status_code == 409 and _error(response) == RunConflict.__name__:
+            differ = response.json().get("differ") or []
+            raise RunConflict(f"{what}: {detail}", [str(f) for f in differ])
         if response.status_code >= 500:
             raise LedgerUnavailable(f"{what}: ledger answered {response.status_code}: {detail}")
         raise CleandayError(f"{what}: ledger answered {response.status_code}: {detail}")

@@ -181,13 +181,16 @@ def test_a_reused_run_id_with_other_content_is_409_naming_the_fields(
     r = _post(client, "/api/v1/runs", _raw(other))
     assert r.status_code == 409, r.text
     assert "cost_usd, outcome differ" in r.json()["detail"]
+    assert r.json()["differ"] == ["cost_usd", "outcome"]  # for a client to tell them apart
     r = _post(client, "/api/v1/runs/batch", b"[" + _raw(other) + b"]")
     assert r.status_code == 409 and "cost_usd, outcome" in r.text
+    assert r.json()["differ"] == ["cost_usd", "outcome"]
     # within one batch too
     fresh = {**REPORT, "run_id": "r2"}
     both = json.dumps([fresh, {**fresh, "summary": "changed"}]).encode()
     r = _post(client, "/api/v1/runs/batch", both)
     assert r.status_code == 409 and "summary differ" in r.text
+    assert r.json()["differ"] == ["summary"]
     assert _counts(service) == before
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
@@ -224,6 +224,51 @@ async def test_a_c_run_whose_report_fails_after_acting_is_reported_once_by_the_w
     # the second report is later, yet the run still finished when its step did
     assert finished[0] == finished[1]
     assert datetime.fromisoformat(entry["at"]) == datetime.fromisoformat(finished[0])
+
+
+def _recorded_first(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, change: Any
+) -> list[dict[str, Any]]:
+    """Before the worker's first report of a run reaches the ledger, record that run with
+    `change(report)` applied: what an earlier attempt of its workflow task reported before it
+    was lost with its worker (the task then ran again, a moment later, on another worker)."""
+    report_runs, earlier = stack.ledger.report_runs, []
+
+    async def lost_attempt_first(reports: list[dict[str, Any]]) -> Any:
+        if not earlier:
+            earlier.append({**reports[0], **change(reports[0])})
+            await report_runs(earlier)
+        return await report_runs(reports)
+
+    monkeypatch.setattr(stack.ledger, "report_runs", lost_attempt_first)
+    return earlier
+
+
+async def test_a_report_sent_again_after_a_lost_workflow_task_is_the_run_already_counted(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the clock reading differs (workflow.now() of the lost task): the ledger answers 409
+    # naming finished_at alone, and the worker takes the run as recorded
+    await stack.register(work_order("notes"), tier=Tier.C)
+    earlier = _recorded_first(stack, monkeypatch, lambda r: {"finished_at": r["started_at"]})
+    handle = await stack.start("notes")
+    state = await handle.result()
+    assert state.outcome == "succeeded" and state.acted
+    assert stack.sink_files("notes") == [f"{handle.id}.txt"]
+    history = await stack.ledger.history("notes")
+    [entry] = [e for e in history if e["kind"] == "run_reported"]
+    assert datetime.fromisoformat(entry["at"]) == datetime.fromisoformat(earlier[0]["finished_at"])
+
+
+async def test_a_run_id_recorded_with_other_content_fails_the_run_instead_of_retrying(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await stack.register(work_order("notes"), tier=Tier.C)
+    _recorded_first(stack, monkeypatch, lambda r: {"summary": "another run's summary"})
+    handle = await stack.start("notes")
+    with pytest.raises(WorkflowFailureError) as failed:
+        await asyncio.wait_for(handle.result(), timeout=60)
+    assert "summary differ" in str(failed.value.cause)
 
 
 async def test_a_step_past_its_timeout_class_fails_the_failure_gate(

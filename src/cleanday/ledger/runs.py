@@ -56,7 +56,10 @@ def report_runs(ledger: LedgerCore, reports: Sequence[RunReport]) -> list[Report
             except (BehaviorRetired, RegistrationError, RunConflict, UnknownBehaviorError) as exc:
                 if len(reports) == 1:
                     raise
-                raise type(exc)(f"report {i} ({report.run_id}): {exc}") from exc
+                which = f"report {i} ({report.run_id}): {exc}"
+                if isinstance(exc, RunConflict):
+                    raise RunConflict(which, exc.fields) from exc
+                raise type(exc)(which) from exc
         batch.finish()
     return results
 
@@ -229,7 +232,8 @@ class _Batch:
             raise RunConflict(
                 f"run {report.run_id} is already recorded with other content: "
                 f"{', '.join(differ)} differ; a run ID names one run, so report another run "
-                "under a new run_id (a retry must send the same report)"
+                "under a new run_id (a retry must send the same report)",
+                differ,
             )
 
     def finish(self) -> None:

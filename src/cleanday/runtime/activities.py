@@ -25,6 +25,7 @@ from cleanday.errors import (
     LedgerUnavailable,
     PermitDenied,
     RoutingError,
+    RunConflict,
     SecretResolutionError,
 )
 from cleanday.ledger_client import LedgerClient
@@ -428,7 +429,16 @@ class RuntimeActivities:
         try:
             first, _ = await self.deps.ledger.report_run(report)
         except BehaviorRetired as exc:
-            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
+            raise _final(exc) from None
+        except RunConflict as exc:
+            if not exc.fields or not set(exc.fields) <= _CLOCK_READINGS:
+                raise _final(exc) from None  # another run under this ID: a retry changes nothing
+            log.info(
+                "run %s: already recorded by an earlier attempt (%s differ: that attempt's "
+                "workflow task was lost with its worker); the ledger keeps the first report",
+                report.get("run_id"), ", ".join(exc.fields),
+            )  # fmt: skip
+            return False
         return first
 
     def all(self) -> list[Callable[..., Awaitable[Any]]]:
@@ -458,10 +468,22 @@ async def _heartbeating(work: Awaitable[StepResult], every: float = 2.0) -> Step
 
 _UNKNOWN_FINISH = datetime.min.replace(tzinfo=UTC)
 
+# A run's report reads the workflow's clock (`workflow.now()`), which Temporal records only
+# when the workflow task completes. A worker that dies after a local activity reported the run
+# but before its task completed leaves no record of that reading: the task runs again elsewhere
+# with a later clock, and its report differs from the recorded one in these fields alone. It is
+# the same run, already counted.
+_CLOCK_READINGS = frozenset({"started_at", "finished_at"})
+
 
 def _finished_at(report: Mapping[str, Any]) -> datetime:
     at = report.get("finished_at")
     return datetime.fromisoformat(at) if at else _UNKNOWN_FINISH
+
+
+def _final(exc: Exception) -> ApplicationError:
+    """An activity failure Temporal does not retry: the ledger's answer will not change."""
+    return ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True)
 
 
 def _infra(exc: InfrastructureError) -> ApplicationError:

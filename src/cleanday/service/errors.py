@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette import status
 
 from cleanday.errors import (
@@ -54,7 +56,11 @@ def status_for(exc: CleandayError) -> int:
     return status.HTTP_400_BAD_REQUEST
 
 
-def error_body(exc: CleandayError) -> dict[str, str]:
+def error_body(exc: CleandayError) -> dict[str, Any]:
     """The JSON answer of `exc`: its message as `detail`, and its type as `error`, so that a
-    client can tell a retired behavior (`BehaviorRetired`) from another conflict."""
-    return {"detail": str(exc), "error": type(exc).__name__}
+    client can tell a retired behavior (`BehaviorRetired`) from another conflict; a
+    `RunConflict` also lists the fields that differ (`differ`)."""
+    body: dict[str, Any] = {"detail": str(exc), "error": type(exc).__name__}
+    if isinstance(exc, RunConflict):
+        body["differ"] = list(exc.fields)
+    return body
