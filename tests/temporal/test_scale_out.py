@@ -307,6 +307,18 @@ async def test_two_services_and_two_workers_share_one_ledger_and_count_every_run
             assert _count(engine, distinct) == BURST
             assert _count(engine, reported) == BURST
 
+            # -- and every run's workflow ends, the SIGKILLed worker's too: none left retrying a
+            # report the ledger already holds (its lost workflow task ran again on the other)
+            async def workflows(status: str) -> int:
+                query = f'TaskQueue = "{queue}" AND ExecutionStatus = "{status}"'
+                return len([w async for w in dev_env.client.list_workflows(query)])
+
+            async def none_running() -> bool:
+                return await workflows("Running") == 0
+
+            await _until("every run's workflow ended", none_running, logs, 90)
+            assert await workflows("Completed") == BURST
+
             # -- both instances report the database's figures, the same on each
             figures = []
             for u in urls:
